@@ -1,0 +1,119 @@
+// Assembles the API service: middleware chain, routes under /v2 and /v2.0 (lbaas collections also
+// without the lbaas prefix), the provider registry and the database.
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { ArgonautConfig } from '../common/config.ts';
+import { Database } from '../common/db/database.ts';
+import type { Logger } from '../common/logging.ts';
+import { ProviderRegistry } from '../driver/registry.ts';
+import { authMiddleware } from './auth/auth-middleware.ts';
+import { KeystoneClient, type TokenValidator } from './auth/keystone-client.ts';
+import { TokenCache } from './auth/token-cache.ts';
+import { acceptJson, faults, jsonBody, requestId, stripJsonSuffix } from './middleware.ts';
+import type { Services } from './services.ts';
+import { versionDocument } from './versions.ts';
+import * as amphorae from './resources/amphorae.ts';
+import * as availabilityZones from './resources/availability-zones.ts';
+import * as flavors from './resources/flavors.ts';
+import * as healthMonitors from './resources/healthmonitors.ts';
+import * as l7policies from './resources/l7policies.ts';
+import * as l7rules from './resources/l7rules.ts';
+import * as listeners from './resources/listeners.ts';
+import * as loadBalancers from './resources/loadbalancers.ts';
+import * as members from './resources/members.ts';
+import * as pools from './resources/pools.ts';
+import * as providers from './resources/providers.ts';
+import * as quotas from './resources/quotas.ts';
+
+export interface ApiService {
+  app: Koa;
+  services: Services;
+  /** Stops the workers and closes the database. */
+  close(): Promise<void>;
+}
+
+const LBAAS_MODULES = [loadBalancers, listeners, pools, members, healthMonitors, l7policies, l7rules, quotas, providers, flavors, availabilityZones];
+
+export interface ApiOverrides {
+  /** Replaces the Keystone client (tests). */
+  tokenValidator?: TokenValidator;
+}
+
+export async function createApiService(config: ArgonautConfig, log: Logger, db?: Database, overrides: ApiOverrides = {}): Promise<ApiService> {
+  const database = db ?? new Database({ url: config.database.url, poolMax: config.database.poolMax });
+  await database.connect();
+  if (config.database.migrateOnStart) await database.migrate();
+  const registry = new ProviderRegistry(config, database, log);
+  const services: Services = { config, db: database, providers: registry, log };
+
+  const app = new Koa({ proxy: false });
+  app.context.state = {};
+  app.use(requestId());
+  app.use(faults(log));
+  app.use(acceptJson());
+  app.use(stripJsonSuffix());
+  app.use(async (ctx, next) => {
+    ctx.state.services = services;
+    await next();
+  });
+
+  const root = new Router();
+  root.get('/', (ctx) => versionDocument(ctx));
+  root.get('/load-balancer/', (ctx) => versionDocument(ctx));
+  if (config.api.healthcheckEnabled) {
+    root.get('/healthcheck', (ctx) => {
+      ctx.type = 'text/plain';
+      ctx.body = 'OK';
+    });
+  }
+  app.use(root.routes());
+
+  app.use(authMiddleware(authOptions(config, log, overrides)));
+  app.use(jsonBody(config.api.maxRequestBodySize));
+
+  const lbaas = new Router();
+  for (const mod of LBAAS_MODULES) mod.routes(lbaas);
+  const octavia = new Router();
+  amphorae.routes(octavia);
+
+  const api = new Router();
+  for (const version of ['/v2', '/v2.0']) {
+    api.get(version, (ctx) => {
+      ctx.body = JSON.stringify('v2');
+      ctx.type = 'application/json';
+    });
+    api.use(`${version}/lbaas`, lbaas.routes(), lbaas.allowedMethods());
+    api.use(version, lbaas.routes(), lbaas.allowedMethods());
+    api.use(`${version}/octavia`, octavia.routes(), octavia.allowedMethods());
+  }
+  app.use(api.routes());
+  app.use(api.allowedMethods());
+
+  await registry.resumePending();
+  return {
+    app,
+    services,
+    async close() {
+      await registry.stop();
+      await database.close();
+    },
+  };
+}
+
+function authOptions(config: ArgonautConfig, log: Logger, overrides: ApiOverrides) {
+  if (config.api.authStrategy === 'noauth') return { strategy: 'noauth' as const };
+  if (overrides.tokenValidator) return { strategy: 'keystone' as const, keystone: overrides.tokenValidator };
+  const k = config.keystone;
+  const keystone = new KeystoneClient({
+    authUrl: k.authUrl,
+    username: k.username,
+    password: k.password,
+    projectName: k.projectName,
+    userDomainName: k.userDomainName,
+    projectDomainName: k.projectDomainName,
+    region: k.region,
+    timeoutMs: k.timeoutMs,
+    logger: log,
+  });
+  return { strategy: 'keystone' as const, keystone, cache: new TokenCache({ ttlMs: k.tokenCacheTtlSeconds * 1000 }), logger: log };
+}

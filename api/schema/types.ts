@@ -1,0 +1,246 @@
+// Attribute types of the Octavia API with WSME's coercions and messages: integers accept numeric
+// strings, booleans accept the oslo strings, every failure names the field.
+import { isIP } from 'node:net';
+import { errors } from '../errors.ts';
+
+export interface FieldType<T> {
+  /** Converts a non-null JSON value or throws a 400 naming the field. */
+  parse(value: unknown, field: string): T;
+}
+
+const fail = (field: string, value: unknown, reason: string): never => {
+  throw errors.invalidInput(field, value, reason);
+};
+
+export const UUID_RE = /^(urn:uuid:)?\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$/i;
+
+export const uuid: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || !UUID_RE.test(value)) return fail(field, value, 'Value should be UUID format');
+    return value;
+  },
+};
+
+export function string(opts: { min?: number; max?: number; pattern?: RegExp } = {}): FieldType<string> {
+  return {
+    parse(value, field) {
+      if (typeof value !== 'string') return fail(field, value, 'Value should be string');
+      const length = [...value].length;
+      if (opts.min !== undefined && length < opts.min) fail(field, value, `Value should have a minimum character requirement of ${opts.min}`);
+      if (opts.max !== undefined && length > opts.max) fail(field, value, `Value should have a maximum character requirement of ${opts.max}`);
+      if (opts.pattern && !opts.pattern.test(value)) fail(field, value, `Value should match the pattern ${opts.pattern.source}`);
+      return value;
+    },
+  };
+}
+
+export function integer(opts: { min?: number; max?: number } = {}): FieldType<number> {
+  return {
+    parse(value, field) {
+      let n: number;
+      if (typeof value === 'number' && Number.isFinite(value)) n = Math.trunc(value);
+      else if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) n = Number.parseInt(value, 10);
+      else return fail(field, value, 'Value should be an integer');
+      if (!Number.isSafeInteger(n)) fail(field, value, 'Value should be an integer');
+      if (opts.min !== undefined && n < opts.min) fail(field, value, `Value should be greater or equal to ${opts.min}`);
+      if (opts.max !== undefined && n > opts.max) fail(field, value, `Value should be lower or equal to ${opts.max}`);
+      return n;
+    },
+  };
+}
+
+const TRUE_STRINGS = new Set(['true', 't', 'yes', 'y', 'on', '1']);
+const FALSE_STRINGS = new Set(['false', 'f', 'no', 'n', 'off', '0']);
+
+export function parseBoolString(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (TRUE_STRINGS.has(v)) return true;
+  if (FALSE_STRINGS.has(v)) return false;
+  return undefined;
+}
+
+export const boolean: FieldType<boolean> = {
+  parse(value, field) {
+    if (typeof value === 'boolean') return value;
+    if (typeof value === 'number' && Number.isInteger(value)) return value !== 0;
+    if (typeof value === 'string') {
+      const b = parseBoolString(value);
+      if (b !== undefined) return b;
+    }
+    return fail(field, value, `Value not an unambiguous boolean: ${String(value)}`);
+  },
+};
+
+export function oneOf<T extends string | number>(values: readonly T[], base: FieldType<T>): FieldType<T> {
+  return {
+    parse(value, field) {
+      const v = base.parse(value, field);
+      if (!values.includes(v)) fail(field, value, `Value should be one of: ${values.join(', ')}`);
+      return v;
+    },
+  };
+}
+
+export const enumOf = <T extends string>(values: readonly T[]) => oneOf(values, string() as FieldType<T>);
+
+export const number: FieldType<number> = {
+  parse(value, field) {
+    if (typeof value === 'number' && Number.isFinite(value)) return value;
+    if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
+    return fail(field, value, 'Value should be a number');
+  },
+};
+
+export const ipAddress: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || isIP(value) === 0) return fail(field, value, 'Value should be IPv4 or IPv6 format');
+    return value;
+  },
+};
+
+export const cidr: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || parseCidr(value) === undefined) return fail(field, value, 'Value should be IPv4 or IPv6 CIDR format');
+    return value;
+  },
+};
+
+export const url: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || !isValidUrl(value)) return fail(field, value, 'Value must be a valid URL string');
+    return value;
+  },
+};
+
+export function list<T>(item: FieldType<T>): FieldType<T[]> {
+  return {
+    parse(value, field) {
+      if (!Array.isArray(value)) return fail(field, value, `Value not a valid list: ${String(value)}`);
+      return value.map((v) => {
+        if (v === null) fail(field, value, 'Value should not be None');
+        return item.parse(v, field);
+      });
+    },
+  };
+}
+
+export function dict<T>(valueType: FieldType<T>): FieldType<Record<string, T>> {
+  return {
+    parse(value, field) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail(field, value, 'Value should be a dict');
+      const out: Record<string, T> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = valueType.parse(v, field);
+      return out;
+    },
+  };
+}
+
+// ---- address helpers shared by validation ----
+
+export interface Cidr {
+  version: 4 | 6;
+  network: bigint;
+  prefix: number;
+}
+
+export function ipToBigInt(address: string): { version: 4 | 6; value: bigint } | undefined {
+  const version = isIP(address);
+  if (version === 4) {
+    return { version: 4, value: address.split('.').reduce((acc, octet) => (acc << 8n) + BigInt(Number(octet)), 0n) };
+  }
+  if (version === 6) {
+    let text = address.split('%')[0]!;
+    let tail: bigint[] = [];
+    const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
+    if (v4) {
+      const n = ipToBigInt(v4[1]!)!.value;
+      tail = [(n >> 16n) & 0xffffn, n & 0xffffn];
+      text = text.slice(0, -v4[1]!.length).replace(/:$/, ':0').replace(/::0$/, '::');
+      if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
+    }
+    const [head, rest] = text.includes('::') ? text.split('::') : [text, undefined];
+    const headParts = head ? head.split(':').filter((p) => p !== '') : [];
+    const restParts = rest ? rest.split(':').filter((p) => p !== '') : [];
+    const groups = 8 - tail.length;
+    const missing = groups - headParts.length - restParts.length;
+    const all = [...headParts, ...Array(rest !== undefined ? missing : 0).fill('0'), ...restParts].map((g) => BigInt(`0x${g}`));
+    const words = [...all, ...tail];
+    if (words.length !== 8) return undefined;
+    return { version: 6, value: words.reduce((acc, w) => (acc << 16n) + w, 0n) };
+  }
+  return undefined;
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, prefixText, extra] = text.split('/');
+  if (extra !== undefined || addr === undefined) return undefined;
+  const ip = ipToBigInt(addr);
+  if (!ip) return undefined;
+  const bits = ip.version === 4 ? 32 : 128;
+  let prefix = bits;
+  if (prefixText !== undefined) {
+    if (!/^\d{1,3}$/.test(prefixText)) return undefined;
+    prefix = Number(prefixText);
+    if (prefix > bits) return undefined;
+  }
+  const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
+  return { version: ip.version, network: ip.value & mask, prefix };
+}
+
+/** Like Python's ip_network(strict=False): 192.0.2.5/24 -> 192.0.2.0/24. */
+export function normalizeCidr(text: string): string {
+  const c = parseCidr(text)!;
+  return `${formatIp(c.version, c.network)}/${c.prefix}`;
+}
+
+export function formatIp(version: 4 | 6, value: bigint): string {
+  if (version === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  const words = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - i * 16)) & 0xffffn));
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+export function ipVersion(address: string): 4 | 6 | 0 {
+  return isIP(address) as 4 | 6 | 0;
+}
+
+export function isValidUrl(text: string): boolean {
+  if (/[\x00-\x20\x7f-\x9f]/.test(text)) return false;
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    return false;
+  }
+  return (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
+}
+
+/** An absolute URL path as Octavia's URLPathType accepts it: starts with /, no scheme or host. */
+export const urlPath: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || !isValidUrlPath(value)) return fail(field, value, 'Value must be a valid URL Path string');
+    return value;
+  },
+};
+
+export function isValidUrlPath(text: string): boolean {
+  if (!text.startsWith('/') || text.startsWith('//') || /[\s\x00-\x1f\x7f]/.test(text)) return false;
+  try {
+    const parsed = new URL(text, 'http://placeholder.invalid');
+    return parsed.host === 'placeholder.invalid';
+  } catch {
+    return false;
+  }
+}
+
+export const DOMAIN_NAME_RE = /^(?=^.{1,254}$)(^(?:(?!\d+\.|-)[a-zA-Z0-9_\-]{1,63}(?<!-)\.?)+(?:[a-zA-Z]{2,})$)/;

@@ -1,0 +1,140 @@
+// Argonaut configuration: one typed document, every option with a default and a line of documentation.
+// The example with comments is etc/argonaut.example.yaml; keep the two in step.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const providers = z
+  .record(z.string(), z.string())
+  .describe('Enabled provider drivers: name -> description (GET /v2/lbaas/providers lists them).');
+
+export const configSchema = z
+  .object({
+    api: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('Address the API listens on.'),
+        port: z.number().int().min(0).max(65535).default(9876).describe('Port the API listens on.'),
+        authStrategy: z.enum(['noauth', 'keystone']).default('noauth').describe('noauth: every caller is admin (development only); keystone: validate X-Auth-Token.'),
+        apiBaseUri: z.string().nullable().default(null).describe('Base URI used in page links; null: taken from each request.'),
+        maxRequestBodySize: z.number().int().positive().default(114688).describe('Largest accepted request body in bytes (413 above).'),
+        paginationMaxLimit: z.number().int().positive().default(1000).describe('Default and maximum page size.'),
+        enabledProviderDrivers: providers.default({
+          amphora: 'The Octavia Amphora driver.',
+          octavia: 'Deprecated alias of the Octavia Amphora driver.',
+          noop: 'The no-op provider: objects go ACTIVE without any data plane.',
+        }),
+        defaultProviderDriver: z.string().default('amphora').describe('Provider used when a load balancer names none.'),
+        allowTlsTerminatedListeners: z.boolean().default(true).describe('Allow TERMINATED_HTTPS listeners.'),
+        allowPingHealthMonitors: z.boolean().default(true).describe('Allow PING health monitors.'),
+        allowPrometheusListeners: z.boolean().default(true).describe('Allow PROMETHEUS listeners.'),
+        allowVipNetworkId: z.boolean().default(true).describe('Accept vip_network_id on load balancer create.'),
+        allowVipSubnetId: z.boolean().default(true).describe('Accept vip_subnet_id on load balancer create.'),
+        allowVipPortId: z.boolean().default(true).describe('Accept vip_port_id on load balancer create.'),
+        reservedIps: z.array(z.string()).default(['169.254.169.254']).describe('Addresses members may not use.'),
+        udpConnectMinIntervalHealthMonitor: z.number().int().min(0).default(3).describe('Smallest delay of a UDP-CONNECT monitor (s).'),
+        minimumTlsVersion: z.string().nullable().default(null).describe('Lowest TLS version listeners and pools may allow (null: any).'),
+        tlsCipherProhibitList: z.array(z.string()).default([]).describe('Ciphers that tls_ciphers may not name.'),
+        healthcheckEnabled: z.boolean().default(false).describe('Serve GET /healthcheck.'),
+      })
+      .prefault({}),
+    database: z
+      .object({
+        url: z.string().default('sqlite:var/argonaut.sqlite').describe('sqlite:<file> | sqlite::memory: | mysql://user:pass@host:port/db (MariaDB/MySQL).'),
+        poolMax: z.number().int().positive().default(10).describe('Most connections in the pool (MariaDB).'),
+        migrateOnStart: z.boolean().default(true).describe('Apply pending migrations when a process starts.'),
+      })
+      .prefault({}),
+    keystone: z
+      .object({
+        authUrl: z.string().default('http://127.0.0.1:5000/v3').describe('Keystone v3 URL.'),
+        username: z.string().default('octavia').describe('Service user that validates tokens.'),
+        password: z.string().default('').describe('Service user password.'),
+        projectName: z.string().default('service').describe('Service user project.'),
+        userDomainName: z.string().default('Default').describe('Service user domain.'),
+        projectDomainName: z.string().default('Default').describe('Service project domain.'),
+        region: z.string().nullable().default(null).describe('Region used to pick catalog endpoints.'),
+        tokenCacheTtlSeconds: z.number().int().min(0).default(300).describe('How long a validated token is trusted without asking Keystone.'),
+        timeoutMs: z.number().int().positive().default(10000).describe('Timeout of one Keystone request.'),
+      })
+      .prefault({}),
+    policy: z
+      .object({
+        enforceNewDefaults: z.boolean().default(false).describe('true: only the Keystone default roles (admin/member/reader); false: also the deprecated load-balancer_* roles.'),
+        ruleSet: z
+          .enum(['keystone_default_roles', 'advanced', 'admin_or_owner'])
+          .default('keystone_default_roles')
+          .describe("keystone_default_roles: Octavia's current default policy; advanced: the load-balancer_* roles policy (Octavia's advanced RBAC sample, what Zed enforces and tempest's 'advanced' RBAC tests expect); admin_or_owner: Octavia's admin-or-owner sample."),
+      })
+      .prefault({}),
+    quotas: z
+      .object({
+        loadBalancer: z.number().int().min(-1).default(-1).describe('Default load balancer quota (-1 unlimited).'),
+        listener: z.number().int().min(-1).default(-1).describe('Default listener quota.'),
+        pool: z.number().int().min(-1).default(-1).describe('Default pool quota.'),
+        healthMonitor: z.number().int().min(-1).default(-1).describe('Default health monitor quota.'),
+        member: z.number().int().min(-1).default(-1).describe('Default member quota.'),
+        l7policy: z.number().int().min(-1).default(-1).describe('Default L7 policy quota.'),
+        l7rule: z.number().int().min(-1).default(-1).describe('Default L7 rule quota.'),
+      })
+      .prefault({}),
+    listenerDefaults: z
+      .object({
+        timeoutClientData: z.number().int().min(0).default(50000).describe('Default timeout_client_data (ms).'),
+        timeoutMemberConnect: z.number().int().min(0).default(5000).describe('Default timeout_member_connect (ms).'),
+        timeoutMemberData: z.number().int().min(0).default(50000).describe('Default timeout_member_data (ms).'),
+        timeoutTcpInspect: z.number().int().min(0).default(0).describe('Default timeout_tcp_inspect (ms).'),
+        tlsCiphers: z
+          .string()
+          .default(
+            'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305',
+          )
+          .describe('Default tls_ciphers of TLS listeners and pools.'),
+        tlsVersions: z.array(z.string()).default(['TLSv1.2', 'TLSv1.3']).describe('Default tls_versions of TLS listeners and pools.'),
+        alpnProtocols: z.array(z.string()).default(['h2', 'http/1.1', 'http/1.0']).describe('Default alpn_protocols of TLS listeners and pools.'),
+      })
+      .prefault({}),
+    controllerWorker: z
+      .object({
+        loadbalancerTopology: z.enum(['SINGLE', 'ACTIVE_STANDBY']).default('SINGLE').describe('Topology when the flavor names none.'),
+        computeDriver: z.enum(['noop']).default('noop').describe('How amphorae are started (noop: none are; records only).'),
+        networkDriver: z.enum(['noop']).default('noop').describe('How VIPs are plumbed (noop: addresses are recorded, nothing is plumbed).'),
+        amphoraDriver: z.enum(['noop']).default('noop').describe('How configuration reaches amphorae (noop: acknowledged at once).'),
+        workerDelayMs: z.number().int().min(0).default(0).describe('Delay before the worker completes an operation (tests of PENDING_* states).'),
+      })
+      .prefault({}),
+    logging: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type ArgonautConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {}
+
+export function buildConfig(input: unknown = {}): ArgonautConfig {
+  const parsed = configSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const cfg = parsed.data;
+  if (!(cfg.api.defaultProviderDriver in cfg.api.enabledProviderDrivers)) {
+    throw new ConfigError(`api.defaultProviderDriver '${cfg.api.defaultProviderDriver}' is not in api.enabledProviderDrivers`);
+  }
+  return cfg;
+}
+
+export function loadConfigFile(path: string | undefined): ArgonautConfig {
+  if (!path) return buildConfig({});
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return buildConfig(parseYaml(text) ?? {});
+}

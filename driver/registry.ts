@@ -1,0 +1,60 @@
+// The enabled providers by name. `amphora` and its alias `octavia` share one driver; `noop` and
+// `noop_driver` name the no-op provider. A name that is enabled in the configuration but has no
+// driver here answers 501 "was not found", as Octavia does.
+import type { ArgonautConfig } from '../common/config.ts';
+import type { Database } from '../common/db/database.ts';
+import type { Logger } from '../common/logging.ts';
+import { AmphoraProvider } from './amphora/provider.ts';
+import { pendingLoadBalancers } from './controller/completion.ts';
+import type { NetworkDriver } from './network/network-driver.ts';
+import { NoopNetworkDriver } from './network/noop.ts';
+import { NoopProvider } from './noop/provider.ts';
+import type { ProviderDriver } from './provider.ts';
+
+export class ProviderRegistry {
+  private readonly drivers = new Map<string, ProviderDriver>();
+  readonly network: NetworkDriver;
+
+  constructor(
+    private readonly config: ArgonautConfig,
+    private readonly db: Database,
+    log: Logger,
+  ) {
+    this.network = new NoopNetworkDriver();
+    const cw = config.controllerWorker;
+    const amphora = new AmphoraProvider({ db, log, network: this.network, defaultTopology: cw.loadbalancerTopology, workerDelayMs: cw.workerDelayMs });
+    const noop = new NoopProvider('noop', db, log, this.network, cw.workerDelayMs);
+    for (const name of Object.keys(config.api.enabledProviderDrivers)) {
+      if (name === 'amphora' || name === 'octavia') this.drivers.set(name, amphora);
+      else if (name === 'noop' || name === 'noop_driver') this.drivers.set(name, noop);
+    }
+  }
+
+  isEnabled(name: string): boolean {
+    return name in this.config.api.enabledProviderDrivers;
+  }
+
+  /** The driver of an enabled provider, or undefined if none is built in for that name. */
+  get(name: string): ProviderDriver | undefined {
+    return this.drivers.get(name);
+  }
+
+  list(): Array<{ name: string; description: string }> {
+    return Object.entries(this.config.api.enabledProviderDrivers).map(([name, description]) => ({ name, description }));
+  }
+
+  /** Hands every load balancer left in PENDING_* to its provider to finish. */
+  async resumePending(): Promise<number> {
+    const pending = await pendingLoadBalancers(this.db);
+    for (const lb of pending) this.drivers.get(lb.provider)?.resume(lb.id);
+    return pending.length;
+  }
+
+  async idle(): Promise<void> {
+    for (const d of new Set(this.drivers.values())) await d.idle();
+  }
+
+  async stop(): Promise<void> {
+    for (const d of new Set(this.drivers.values())) await d.stop();
+  }
+}

@@ -4,9 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-const providers = z
-  .record(z.string(), z.string())
-  .describe('Enabled provider drivers: name -> description (GET /v2/lbaas/providers lists them).');
+const providers = z.record(z.string(), z.string());
 
 export const configSchema = z
   .object({
@@ -22,7 +20,8 @@ export const configSchema = z
           amphora: 'The Octavia Amphora driver.',
           octavia: 'Deprecated alias of the Octavia Amphora driver.',
           noop: 'The no-op provider: objects go ACTIVE without any data plane.',
-        }),
+        })
+          .describe('Enabled provider drivers: name -> description (GET /v2/lbaas/providers lists them).'),
         defaultProviderDriver: z.string().default('amphora').describe('Provider used when a load balancer names none.'),
         allowTlsTerminatedListeners: z.boolean().default(true).describe('Allow TERMINATED_HTTPS listeners.'),
         allowPingHealthMonitors: z.boolean().default(true).describe('Allow PING health monitors.'),

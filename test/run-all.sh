@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite (README's second command): typecheck, every vitest file on SQLite, then the
+# API and integration tests again on MariaDB. Ends with one line "N passed, N failed".
+# Needs MariaDB on 127.0.0.1:3306 (root, empty password). The Keystone integration test runs when
+# ARGONAUT_KEYSTONE_URL is set (CI sets it after starting Keystone).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+status=0
+
+echo "== typecheck"
+npx tsc --noEmit -p . || status=1
+
+echo "== vitest (SQLite)"
+npx vitest run --reporter=default --reporter=json --outputFile.json="$out/sqlite.json" || status=1
+
+echo "== vitest: API and integration tests on MariaDB"
+ARGONAUT_TEST_DB=mysql npx vitest run test/api test/integration --reporter=default --reporter=json --outputFile.json="$out/mysql.json" || status=1
+
+node -e '
+  let passed = 0, failed = 0, skipped = 0;
+  for (const f of process.argv.slice(1)) {
+    let r; try { r = JSON.parse(require("fs").readFileSync(f, "utf8")); } catch { failed++; continue; }
+    passed += r.numPassedTests; failed += r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
+    skipped += r.numPendingTests + (r.numTodoTests ?? 0);
+  }
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$out/sqlite.json" "$out/mysql.json"
+rm -rf "$out"
+exit $status

@@ -10,11 +10,11 @@ import {
   checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, L4_PROTOCOL, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
 } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
-import { boolean, cidr, dict, enumOf, integer, list, normalizeCidr, parseCidr, string, uuid } from '../schema/types.ts';
+import { alpnProtocol, boolean, cidr, dict, enumOf, integer, list, normalizeCidr, parseCidr, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import { json, listenerViews } from '../views.ts';
 import { vipVersions } from '../vip.ts';
-import { listenerStatistics } from './loadbalancers.ts';
+import { listenerStatistics } from '../statistics.ts';
 
 export const listenerSpec: ResourceSpec = {
   table: 'listener',
@@ -79,7 +79,7 @@ export const listenerCreateFields: Schema = {
   allowed_cidrs: { type: list(cidr) },
   tls_ciphers: { type: string({ max: 2048 }) },
   tls_versions: { type: list(string({ max: 32 })) },
-  alpn_protocols: { type: list(string({ max: 32 })) },
+  alpn_protocols: { type: list(alpnProtocol) },
   hsts_max_age: { type: integer({ min: 0 }) },
   hsts_include_subdomains: { type: boolean },
   hsts_preload: { type: boolean },

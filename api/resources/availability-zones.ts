@@ -3,7 +3,7 @@
 // listPage, the list helper for collections that collection.ts's listResource cannot serve
 // (objects keyed by something other than `id`, extra filters).
 import type Router from '@koa/router';
-import { Op, UniqueConstraintError, type Transaction, type WhereOptions } from 'sequelize';
+import { DataTypes, Op, UniqueConstraintError, type Model, type ModelStatic, type Transaction, type WhereOptions } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { col, showResource, type ResourceSpec } from '../collection.ts';
@@ -23,6 +23,15 @@ function baseUrl(ctx: Ctx): string {
   return `${ctx.protocol}://${ctx.host}${ctx.path}`;
 }
 
+/** Raw SQLite rows hold dates as text; compare them as dates (Sequelize warns about the text form). */
+function datesOf(model: ModelStatic<Model>, row: Row): Row {
+  const out: Row = { ...row };
+  for (const [name, attr] of Object.entries(model.getAttributes())) {
+    if (attr.type instanceof DataTypes.DATE && typeof out[name] === 'string') out[name] = new Date(out[name].replace(' +00:00', 'Z').replace(' ', 'T'));
+  }
+  return out;
+}
+
 /** Parses the list parameters of ctx for spec (RBAC and project scoping are the caller's job). */
 export function listQuery(ctx: Ctx, spec: ResourceSpec): ListQuery {
   return parseListQuery(ctx.query as Record<string, string | string[]>, spec, ctx.state.services.config.api.paginationMaxLimit);
@@ -40,7 +49,7 @@ export async function listPage(ctx: Ctx, spec: ResourceSpec, q: ListQuery, condi
     if (q.marker) {
       const marker = (await db.models[spec.table].findOne({ where: { [spec.idColumn]: q.marker }, raw: true })) as Row | null;
       if (!marker) throw errors.invalidMarker(q.marker);
-      where.push(markerCondition(q.sort, marker, q.pageReverse));
+      where.push(markerCondition(q.sort, datesOf(db.models[spec.table], marker), q.pageReverse));
     }
     return (await db.models[spec.table].findAll({
       where: { [Op.and]: where },
@@ -142,7 +151,9 @@ async function createZone(ctx: Ctx): Promise<void> {
     await db.tx(async (t) => {
       // The nil UUID names Octavia's placeholder zone, which always exists.
       if (name === NIL_UUID || (await findZone(services, name, t))) throw errors.recordExists('availability zone', name);
-      const profile = profileId === NIL_UUID ? null : await db.models.availability_zone_profile.findByPk(profileId, { raw: true, transaction: t });
+      // Locked, so the profile cannot be deleted before this zone is committed.
+      const profile =
+        profileId === NIL_UUID ? null : await db.models.availability_zone_profile.findByPk(profileId, { raw: true, transaction: t, lock: db.lock });
       if (!profile) throw errors.notFound('Availability Zone Profile', profileId);
       await db.models.availability_zone.create(row, { transaction: t });
     });

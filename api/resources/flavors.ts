@@ -102,7 +102,7 @@ async function createFlavor(ctx: Ctx): Promise<void> {
   const row: Row = { id: newId(), name, description: body.description ?? null, enabled: body.enabled ?? true, flavor_profile_id: profileId };
   try {
     await db.tx(async (t) => {
-      const profile = profileId === NIL_UUID ? null : await db.models.flavor_profile.findByPk(profileId, { raw: true, transaction: t });
+      const profile = await findProfile(ctx.state.services, flavorProfileKind, profileId, t);
       if (!profile) throw errors.notFound('Flavor Profile', profileId);
       if (await db.models.flavor.count({ where: { name }, transaction: t })) throw errors.recordExists('flavor', name);
       await db.models.flavor.create(row, { transaction: t });
@@ -265,10 +265,10 @@ export function profileRoutes(router: Router<any, any>, path: string, kind: Prof
     enforce(c, policy, 'put', callerProject(c));
     for (const f of ['name', 'provider_name', dataField]) if (f in body && body[f] === null) throw errors.invalidOption(null, f);
     const row = await db.tx(async (t) => {
+      const found = await findProfile(services, kind, id, t); // locks the row against concurrent users
       const changesDriverInput = dataField in body || 'provider_name' in body;
       if (changesDriverInput && (await profileInUse(services, kind, id, t))) throw errors.inUse(kind.names.explicit, id);
       if (id === NIL_UUID) throw errors.notFound(kind.names.explicit, id);
-      const found = await findProfile(services, kind, id, t);
       if (!found) throw errors.notFound(kind.names.lookup, id);
       if (changesDriverInput) {
         // Octavia validates only when the data changes; a new provider is also checked against the
@@ -290,8 +290,9 @@ export function profileRoutes(router: Router<any, any>, path: string, kind: Prof
     enforce(c, policy, 'delete', callerProject(c));
     if (id === NIL_UUID) throw errors.notFound(kind.names.explicit, id);
     await services.db.tx(async (t) => {
+      const found = await findProfile(services, kind, id, t); // locks the row against concurrent users
       if (await profileInUse(services, kind, id, t)) throw errors.inUse(kind.names.explicit, id);
-      if (!(await findProfile(services, kind, id, t))) throw errors.notFound(kind.names.explicit, id);
+      if (!found) throw errors.notFound(kind.names.explicit, id);
       await services.db.models[spec.table].destroy({ where: { id }, transaction: t });
     });
     c.status = 204;

@@ -53,6 +53,7 @@ export const quotaSpec: ResourceSpec = {
   // The list shows what is stored: null means "the configured default".
   view: async (_db, rows) => rows.map((r) => quotaView(r.project_id, stored(r))),
   columns: {
+    project_id: col('project_id'),
     loadbalancer: col('load_balancer', 'int'),
     load_balancer: col('load_balancer', 'int'),
     listener: col('listener', 'int'),
@@ -167,6 +168,7 @@ async function remove(ctx: Ctx): Promise<void> {
     await db.models.quota.update(Object.fromEntries(KINDS.map((k) => [k, null])), { where: { project_id: projectId }, transaction: t });
   });
   ctx.status = 202;
+  ctx.body = ''; // empty, as in Octavia (without a body Koa would write "Accepted")
 }
 
 function missingProject(): never {

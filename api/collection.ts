@@ -92,7 +92,7 @@ export async function listResource(ctx: Ctx, spec: ResourceSpec, opts: ListOptio
   const objects = await db.read(() => spec.view(db, rows));
   ctx.body = {
     [spec.plural]: objects.map((o) => project(o, q.fields)),
-    [spec.linksKey]: pageLinks(baseUrl(ctx), q, objects as Array<{ id: string }>),
+    [spec.linksKey]: pageLinks(baseUrl(ctx), q, objects, spec.idColumn),
   };
 }
 

@@ -142,7 +142,10 @@ function tagFilters(query: QueryValues, idColumn: string): ReturnType<typeof Seq
 }
 
 /** The keyset condition selecting rows after (or, reversed, before) the marker row. */
-export function markerCondition(sort: ListQuery['sort'], marker: Row, reverse: boolean): WhereOptions {
+export function markerCondition(sort: ListQuery['sort'], rawMarker: Row, reverse: boolean): WhereOptions {
+  // SQLite hands dates back as text; compare them as dates like the column values.
+  const marker: Row = { ...rawMarker };
+  for (const k of ['created_at', 'updated_at']) if (typeof marker[k] === 'string') marker[k] = new Date(marker[k].replace(' +00:00', 'Z').replace(' ', 'T'));
   const ors: WhereOptions[] = [];
   sort.forEach((s, i) => {
     const and: Record<string, unknown> = {};
@@ -154,7 +157,7 @@ export function markerCondition(sort: ListQuery['sort'], marker: Row, reverse: b
   return { [Op.or]: ors };
 }
 
-export function pageLinks(baseUrl: string, q: ListQuery, page: Array<{ id: string }>): Array<{ href: string; rel: string }> {
+export function pageLinks(baseUrl: string, q: ListQuery, page: Array<Record<string, unknown>>, key = 'id'): Array<{ href: string; rel: string }> {
   const links: Array<{ href: string; rel: string }> = [];
   if (q.limit === null || page.length === 0) return links;
   const params = (marker: string, reverse: boolean) => {
@@ -167,8 +170,8 @@ export function pageLinks(baseUrl: string, q: ListQuery, page: Array<{ id: strin
     if (reverse) p.set('page_reverse', 'True');
     return p.toString();
   };
-  if (q.marker) links.push({ href: `${baseUrl}?${params(page[0]!.id, true)}`, rel: 'previous' });
-  if (page.length >= q.limit) links.push({ href: `${baseUrl}?${params(page[page.length - 1]!.id, false)}`, rel: 'next' });
+  if (q.marker) links.push({ href: `${baseUrl}?${params(String(page[0]![key]), true)}`, rel: 'previous' });
+  if (page.length >= q.limit) links.push({ href: `${baseUrl}?${params(String(page[page.length - 1]![key]), false)}`, rel: 'next' });
   return links;
 }
 

@@ -9,7 +9,7 @@ export type ProviderRequest =
   | { kind: 'loadbalancer'; action: 'create' | 'update' | 'delete' | 'failover'; loadBalancerId: string }
   | { kind: 'listener' | 'pool' | 'member' | 'healthmonitor' | 'l7policy' | 'l7rule'; action: 'create' | 'update' | 'delete'; id: string; loadBalancerId: string }
   | { kind: 'member_batch'; poolId: string; loadBalancerId: string }
-  | { kind: 'amphora'; action: 'failover' | 'configure'; amphoraId: string; loadBalancerId: string };
+  | { kind: 'amphora'; action: 'failover' | 'configure' | 'delete'; amphoraId: string; loadBalancerId: string };
 
 export interface Capability {
   name: string;

@@ -105,11 +105,15 @@ async function remove(ctx: Ctx): Promise<void> {
   const { db } = services;
   const id = ctx.params.id!;
   enforce(ctx, 'amphora', 'delete', callerProject(ctx));
-  await db.tx(async (t) => {
-    const amp = await findOr404(services, amphoraSpec, id, t);
-    if (amp.status !== 'ERROR') throw errors.immutable('amphora', id);
+  const amp = await db.tx(async (t) => {
+    const found = await findOr404(services, amphoraSpec, id, t);
+    if (found.status !== 'ERROR') throw errors.immutable('amphora', id);
     await db.models.amphora.update({ status: 'PENDING_DELETE', updated_at: now() }, { where: { id }, transaction: t });
+    return found;
   });
+  const lb = amp.load_balancer_id ? ((await db.read(() => db.models.load_balancer.findByPk(amp.load_balancer_id, { raw: true }))) as Row | null) : null;
+  const provider = lb?.provider ?? services.config.api.defaultProviderDriver;
+  providerOf(services, provider).submit({ kind: 'amphora', action: 'delete', amphoraId: id, loadBalancerId: amp.load_balancer_id ?? id });
   ctx.status = 204;
 }
 

@@ -125,9 +125,9 @@ export function buildHealthMonitor(services: Services, lb: Row, pool: Row, body:
 }
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'healthmonitor', postSchema, 'health_monitor_');
   const { services } = ctx.state;
   const { db } = services;
-  const body = parseRequest(ctx.state.body, 'healthmonitor', postSchema, 'health_monitor_');
   const parent = await findOr404(services, poolSpec, body.pool_id as string);
   enforce(ctx, 'healthmonitor', 'post', parent.project_id);
   let provider = '';
@@ -155,21 +155,28 @@ async function create(ctx: Ctx): Promise<void> {
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'healthmonitor', putSchema, 'health_monitor_');
   const { services } = ctx.state;
   const { db } = services;
   const id = ctx.params.id!;
   const found = await findOr404(services, healthMonitorSpec, id);
   enforce(ctx, 'healthmonitor', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'healthmonitor', putSchema, 'health_monitor_');
   checkHttpOptions(Object.fromEntries(Object.keys(body).filter((k) => ['http_method', 'url_path', 'expected_codes'].includes(k)).map((k) => [k, true])), found.type);
   for (const field of ['delay', 'max_retries', 'timeout']) if (field in body && body[field] === null) throw errors.invalidOption('None', field);
-  checkDomainName(body.domain_name ?? null, 'http_version' in body ? body.http_version : found.http_version);
+  // As Octavia's _validate_update_hm: the request's domain needs a version (request or stored); the
+  // effective version must be >= 1.1 whenever a domain (request or stored) is in effect.
+  if (body.domain_name && !(found.http_version || body.http_version)) checkDomainName(body.domain_name, null);
+  checkDomainName(body.domain_name || found.domain_name || null, body.http_version || found.http_version || null);
   let provider = '';
   let lbId = '';
   const row = await db.tx(async (t) => {
     const monitor = await findOr404(services, healthMonitorSpec, id, t);
     const pool = (await db.models.pool.findByPk(monitor.pool_id, { raw: true, transaction: t })) as Row;
     const lb = await lockLoadBalancer(services, pool.load_balancer_id, t);
+    const minDelay = services.config.api.udpConnectMinIntervalHealthMonitor;
+    if (LVS_PROTOCOLS.includes(pool.protocol) && monitor.type === 'UDP-CONNECT' && typeof body.delay === 'number' && minDelay > 0 && body.delay < minDelay) {
+      throw errors.validation(`The request delay value ${body.delay} should be larger than ${minDelay} for ${monitor.type} health monitor type.`);
+    }
     const values: Row = {};
     for (const key of ['name', 'delay', 'timeout', 'max_retries', 'http_version', 'domain_name'] as const) if (key in body) values[key] = body[key];
     if ('admin_state_up' in body) values.admin_state_up = body.admin_state_up ?? false;

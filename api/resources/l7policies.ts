@@ -135,9 +135,9 @@ export async function placePolicy(services: Services, policy: Row, t: Transactio
 }
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'l7policy', postSchema, 'l7policy_');
   const { services } = ctx.state;
   const { db } = services;
-  const body = parseRequest(ctx.state.body, 'l7policy', postSchema, 'l7policy_');
   const parent = await findOr404(services, listenerSpec, body.listener_id as string);
   enforce(ctx, 'l7policy', 'post', parent.project_id);
   let provider = '';
@@ -165,12 +165,12 @@ async function create(ctx: Ctx): Promise<void> {
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'l7policy', putSchema, 'l7policy_');
   const { services } = ctx.state;
   const { db } = services;
   const id = ctx.params.id!;
   const found = await findOr404(services, l7policySpec, id);
   enforce(ctx, 'l7policy', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'l7policy', putSchema, 'l7policy_');
   let provider = '';
   let lbId = '';
   const row = await db.tx(async (t) => {

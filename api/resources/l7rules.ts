@@ -149,11 +149,11 @@ async function parentPolicy(ctx: Ctx, t?: Transaction): Promise<Row> {
 }
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'rule', ruleCreateFields, 'rule_');
   const { services } = ctx.state;
   const { db } = services;
   const parent = await parentPolicy(ctx);
   enforce(ctx, 'l7rule', 'post', parent.project_id);
-  const body = parseRequest(ctx.state.body, 'rule', ruleCreateFields, 'rule_');
   let provider = '';
   let lbId = '';
   const row = await db.tx(async (t) => {
@@ -161,8 +161,9 @@ async function create(ctx: Ctx): Promise<void> {
     const { listener, lb } = await lockFor(services, policy, t);
     const rule = buildRule(lb, policy, body);
     await checkQuota(ctx, lb.project_id, 'l7rule', 1, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(policy, 'L7Policy');
+    requireActive(lb, 'Load Balancer');
     if ((await db.models.l7rule.count({ where: { l7policy_id: policy.id }, transaction: t })) >= MAX_RULES) throw errors.tooManyRules(policy.id);
     await db.models.l7rule.create(rule, { transaction: t });
     await replaceTags(services, rule.id, body.tags, t);
@@ -188,11 +189,11 @@ async function findRule(ctx: Ctx, t?: Transaction): Promise<{ policy: Row; rule:
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'rule', putSchema, 'rule_');
   const { services } = ctx.state;
   const { db } = services;
   const { rule: found } = await findRule(ctx);
   enforce(ctx, 'l7rule', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'rule', putSchema, 'rule_');
   let provider = '';
   let lbId = '';
   const row = await db.tx(async (t) => {
@@ -204,11 +205,13 @@ async function update(ctx: Ctx): Promise<void> {
     if ('invert' in body) values.invert = body.invert ?? false;
     if ('admin_state_up' in body) values.admin_state_up = body.admin_state_up ?? false;
     const merged = { ...rule, ...values };
-    if (['HOST_NAME', 'PATH', 'FILE_TYPE'].includes(merged.type) && !('key' in body)) merged.key = null;
+    // Octavia's L7RuleRepository.update clears the key of rule types that do not use it.
+    if (['HOST_NAME', 'PATH', 'FILE_TYPE'].includes(merged.type)) merged.key = null;
     values.key = merged.key;
     checkRule(merged);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(policy, 'L7Policy');
+    requireActive(lb, 'Load Balancer');
     values.provisioning_status = 'PENDING_UPDATE';
     values.updated_at = now();
     await db.models.l7rule.update(values, { where: { id: rule.id }, transaction: t });
@@ -234,8 +237,9 @@ async function remove(ctx: Ctx): Promise<void> {
   await services.db.tx(async (t) => {
     const { policy, rule } = await findRule(ctx, t);
     const { listener, lb } = await lockFor(services, policy, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(policy, 'L7Policy');
+    requireActive(lb, 'Load Balancer');
     await setStatus(services, 'l7rule', [rule.id], 'PENDING_DELETE', t);
     await setStatus(services, 'l7policy', [policy.id], 'PENDING_UPDATE', t);
     await setStatus(services, 'listener', [listener.id], 'PENDING_UPDATE', t);

@@ -223,9 +223,9 @@ async function checkDefaultPool(services: Services, lbId: string, poolId: string
 }
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'listener', postSchema, 'listener_');
   const { services } = ctx.state;
   const { db } = services;
-  const body = parseRequest(ctx.state.body, 'listener', postSchema, 'listener_');
   const lbId = body.loadbalancer_id as string;
   const row = await db.tx(async (t) => {
     const lb = await lockLoadBalancer(services, lbId, t);
@@ -251,12 +251,12 @@ const lbOf = async (services: Services, lbId: string) =>
   (await services.db.read(() => services.db.models.load_balancer.findByPk(lbId, { raw: true }))) as Row;
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'listener', putSchema, 'listener_');
   const { services } = ctx.state;
   const { db, config } = services;
   const id = ctx.params.id!;
   const found = await findOr404(services, listenerSpec, id);
   enforce(ctx, 'listener', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'listener', putSchema, 'listener_');
   const d = config.listenerDefaults;
   const protocol = found.protocol as string;
   const row = await db.tx(async (t) => {

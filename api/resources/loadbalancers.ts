@@ -79,9 +79,9 @@ const putSchema: Schema = {
 };
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'loadbalancer', postSchema, 'load_balancer');
   const { services, auth } = ctx.state;
   const { db } = services;
-  const body = parseRequest(ctx.state.body, 'loadbalancer', postSchema, 'load_balancer');
   const projectId = (body.tenant_id as string | null) ?? (body.project_id as string | null) ?? auth.projectId;
   if (!projectId) throw errors.validation('Missing project ID in request where one is required. An administrator should check the keystone settings in the Octavia configuration.');
   enforce(ctx, 'loadbalancer', 'post', projectId);
@@ -178,12 +178,12 @@ async function show(ctx: Ctx): Promise<void> {
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'loadbalancer', putSchema, 'load_balancer');
   const { services } = ctx.state;
   const { db } = services;
   const id = ctx.params.id!;
   const found = await findOr404(services, loadBalancerSpec, id);
   enforce(ctx, 'loadbalancer', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'loadbalancer', putSchema, 'load_balancer');
   if ('vip_sg_ids' in body) enforce(ctx, 'loadbalancer', 'put:vip_sg_ids', found.project_id);
   if (body.vip_qos_policy_id && !(await services.providers.network.qosPolicyExists(body.vip_qos_policy_id as string))) {
     throw errors.invalidSubresource('qos_policy', body.vip_qos_policy_id as string);

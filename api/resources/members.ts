@@ -6,7 +6,7 @@ import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
-import { parseObject, type Body, type Schema } from '../schema/object.ts';
+import { parseObject, parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, integer, ipAddress, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import { json, memberViews } from '../views.ts';
@@ -54,15 +54,6 @@ export const memberCreateFields: Schema = {
 };
 const UPDATABLE = ['name', 'admin_state_up', 'weight', 'backup', 'monitor_address', 'monitor_port', 'tags'];
 const putSchema: Schema = Object.fromEntries(UPDATABLE.map((k) => [k, { type: memberCreateFields[k]!.type }]));
-
-function wrapped(body: unknown, wrapper: string, schema: Schema): Body {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw errors.mandatory(wrapper);
-  const extra = Object.keys(body).filter((k) => k !== wrapper);
-  if (extra.length) throw errors.unknownAttributes('member_', extra);
-  const inner = (body as Row)[wrapper];
-  if (inner === undefined || inner === null) throw errors.mandatory(wrapper);
-  return parseObject(schema, inner, `member_.${wrapper}`);
-}
 
 /** Builds and validates a new member row of `pool` (POST, batch and graph create). */
 export async function buildMember(services: Services, lb: Row, pool: Row, hasMonitor: boolean, body: Body): Promise<Row> {
@@ -115,18 +106,19 @@ const hasMonitor = async (services: Services, poolId: string, t: Transaction) =>
   (await services.db.models.health_monitor.count({ where: { pool_id: poolId }, transaction: t })) > 0;
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'member', memberCreateFields, 'member_');
   const { services } = ctx.state;
   const { db } = services;
   const parent = await findOr404(services, poolSpec, ctx.params.pool_id!);
   enforce(ctx, 'member', 'post', parent.project_id);
-  const body = wrapped(ctx.state.body, 'member', memberCreateFields);
   let provider = '';
   const row = await db.tx(async (t) => {
     const { pool, lb } = await poolAndLock(ctx, t);
     const member = await buildMember(services, lb, pool, await hasMonitor(services, pool.id, t), body);
     await checkQuota(ctx, lb.project_id, 'member', 1, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(pool, 'Pool');
+    requireActive(lb, 'Load Balancer');
     const duplicate = await db.models.member.count({ where: { pool_id: pool.id, address: member.address, protocol_port: member.protocol_port }, transaction: t });
     if (duplicate) throw errors.duplicateMember(member.address, member.protocol_port);
     const driver = providerOf(services, lb.provider);
@@ -167,17 +159,18 @@ function applyUpdate(body: Body): Row {
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'member', putSchema, 'member_');
   const { services } = ctx.state;
   const { db } = services;
   const { member: found } = await findMember(ctx);
   enforce(ctx, 'member', 'put', found.project_id);
-  const body = wrapped(ctx.state.body, 'member', putSchema);
   let provider = '';
   const row = await db.tx(async (t) => {
     const { pool, lb } = await poolAndLock(ctx, t);
     const { member } = await findMember(ctx, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(pool, 'Pool');
+    requireActive(lb, 'Load Balancer');
     const values = { ...applyUpdate(body), provisioning_status: 'PENDING_UPDATE', updated_at: now() };
     await db.models.member.update(values, { where: { id: member.id }, transaction: t });
     await replaceTags(services, member.id, body.tags, t);
@@ -201,8 +194,9 @@ async function remove(ctx: Ctx): Promise<void> {
   await services.db.tx(async (t) => {
     const { pool, lb } = await poolAndLock(ctx, t);
     await findMember(ctx, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(pool, 'Pool');
+    requireActive(lb, 'Load Balancer');
     await setStatus(services, 'member', [found.id], 'PENDING_DELETE', t);
     await setStatus(services, 'pool', [pool.id], 'PENDING_UPDATE', t);
     await markPoolParents(services, pool, t);
@@ -233,8 +227,9 @@ async function batchUpdate(ctx: Ctx): Promise<void> {
   let provider = '';
   const changed = await db.tx(async (t) => {
     const { pool, lb } = await poolAndLock(ctx, t);
-    requireActive(lb, 'Load Balancer');
+    // Octavia checks the parent before the load balancer.
     requireActive(pool, 'Pool');
+    requireActive(lb, 'Load Balancer');
     const existing = (await db.models.member.findAll({ where: { pool_id: pool.id }, raw: true, transaction: t })) as Row[];
     const byKey = new Map(existing.map((m) => [`${m.address}/${m.protocol_port}`, m]));
     const monitored = await hasMonitor(services, pool.id, t);

@@ -8,7 +8,7 @@ import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { checkAlpnProtocols, checkCiphers, checkPoolProtocol, checkTlsVersions, LB_ALGORITHMS, LVS_PROTOCOLS, POOL_PROTOCOLS } from '../protocols.ts';
 import { object, parseRequest, type Body, type Schema } from '../schema/object.ts';
-import { boolean, enumOf, integer, list, string, uuid } from '../schema/types.ts';
+import { alpnProtocol, boolean, enumOf, integer, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import { json, poolListenerIds, poolViews } from '../views.ts';
 
@@ -63,7 +63,7 @@ export const poolCreateFields: Schema = {
   crl_container_ref: str255,
   tls_ciphers: { type: string({ max: 2048 }) },
   tls_versions: { type: list(string({ max: 32 })) },
-  alpn_protocols: { type: list(string({ max: 32 })) },
+  alpn_protocols: { type: list(alpnProtocol) },
 };
 
 const postSchema: Schema = { ...poolCreateFields, loadbalancer_id: { type: uuid }, listener_id: { type: uuid } };
@@ -148,9 +148,9 @@ export function buildPool(services: Services, lb: Row, body: Body): Row {
 }
 
 async function create(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'pool', postSchema, 'pool_');
   const { services } = ctx.state;
   const { db } = services;
-  const body = parseRequest(ctx.state.body, 'pool', postSchema, 'pool_');
   let submitTo: { provider: string; lbId: string } | undefined;
   const row = await db.tx(async (t) => {
     let listener: Row | null = null;
@@ -174,8 +174,8 @@ async function create(ctx: Ctx): Promise<void> {
     const driver = providerOf(services, lb.provider);
     await checkQuota(ctx, lb.project_id, 'pool', 1, t);
     if (listener?.default_pool_id) throw errors.duplicatePool();
+    // Octavia locks the load balancer only: a listener in ERROR can still get a default pool.
     requireActive(lb, 'Load Balancer');
-    if (listener) requireActive(listener, 'Listener');
     await db.models.pool.create(pool, { transaction: t });
     await replaceTags(services, pool.id, body.tags, t);
     if (listener) {
@@ -200,12 +200,12 @@ export async function markPoolParents(services: Services, pool: Row, t: Transact
 }
 
 async function update(ctx: Ctx): Promise<void> {
+  const body = parseRequest(ctx.state.body, 'pool', putSchema, 'pool_');
   const { services } = ctx.state;
   const { db, config } = services;
   const id = ctx.params.id!;
   const found = await findOr404(services, poolSpec, id);
   enforce(ctx, 'pool', 'put', found.project_id);
-  const body = parseRequest(ctx.state.body, 'pool', putSchema, 'pool_');
   const d = config.listenerDefaults;
   let provider = '';
   const row = await db.tx(async (t) => {

@@ -112,6 +112,14 @@ export const url: FieldType<string> = {
   },
 };
 
+/** Octavia's AlpnProtocolType: one of the ALPN protocol ids it supports. */
+export const alpnProtocol: FieldType<string> = {
+  parse(value, field) {
+    if (typeof value !== 'string' || !['h2', 'http/1.1', 'http/1.0'].includes(value)) return fail(field, value, 'Value should be a valid ALPN protocol ID');
+    return value;
+  },
+};
+
 export function list<T>(item: FieldType<T>): FieldType<T[]> {
   return {
     parse(value, field) {

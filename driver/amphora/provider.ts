@@ -3,6 +3,7 @@
 // completes operations. The compute, network and amphora backends are the no-op ones of Octavia's
 // API gate (records only, no instances, no traffic): real backends come with the amphora issue.
 import { randomUUID } from 'node:crypto';
+import { Op } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import { ipVersion } from '../../api/schema/types.ts';
@@ -94,6 +95,11 @@ export class AmphoraProvider implements ProviderDriver {
 
   private async realise(req: ProviderRequest | { kind: 'resume'; loadBalancerId: string }): Promise<void> {
     const { db } = this.opts;
+    if (req.kind === 'amphora' && req.action === 'delete') {
+      // The no-op compute driver has no instance to delete: the record is marked deleted.
+      await db.tx((t) => db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: req.amphoraId }, transaction: t }));
+      return;
+    }
     const lb = (await db.read(() => db.models.load_balancer.findByPk(req.loadBalancerId, { raw: true }))) as Row | null;
     if (!lb) return;
     if (lb.provisioning_status === 'PENDING_CREATE') {
@@ -120,8 +126,11 @@ export class AmphoraProvider implements ProviderDriver {
   private async replaceAmphorae(lb: Row, onlyAmphoraId: string | null): Promise<void> {
     const { db } = this.opts;
     await db.tx(async (t) => {
-      const where: Row = { load_balancer_id: lb.id, status: 'ALLOCATED' };
-      if (onlyAmphoraId) where.id = onlyAmphoraId;
+      // One named amphora is replaced whatever its state (an ERROR amphora is the usual case); a
+      // load balancer failover replaces every amphora in service.
+      const where: Row = onlyAmphoraId
+        ? { id: onlyAmphoraId, load_balancer_id: lb.id, status: { [Op.notIn]: ['DELETED', 'PENDING_DELETE'] } }
+        : { load_balancer_id: lb.id, status: 'ALLOCATED' };
       const old = (await db.models.amphora.findAll({ where, raw: true, transaction: t })) as Row[];
       for (const amp of old) {
         await db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: amp.id }, transaction: t });

@@ -47,8 +47,8 @@ export class ControllerWorker {
     try {
       if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       await this.realise(req);
-      // Re-pushing an amphora's agent configuration changes no object's status.
-      if (req.kind === 'amphora' && req.action === 'configure') return;
+      // Re-pushing an amphora's configuration or deleting a failed amphora changes no object of the load balancer.
+      if (req.kind === 'amphora' && (req.action === 'configure' || req.action === 'delete')) return;
       await completeLoadBalancer(this.db, lbId);
       this.log.info({ loadBalancerId: lbId, request: req }, 'operation complete');
     } catch (err) {

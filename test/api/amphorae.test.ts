@@ -246,6 +246,10 @@ describe('delete', () => {
     expect(shown.status).toBe('PENDING_DELETE');
     expect(shown.updated_at).not.toBeNull();
     expect((await admin.delete(`${A}/${amp.id}`)).status).toBe(409);
+    // The provider then deletes it: it is hidden from show and list.
+    await api.settle();
+    expect((await admin.get(`${A}/${amp.id}`)).status).toBe(404);
+    expect((await admin.get(`${A}?loadbalancer_id=${lb.id}`)).body.amphorae.map((a: { id: string }) => a.id)).not.toContain(amp.id);
   });
 
   it('answers 404 for unknown and DELETED amphorae', async () => {

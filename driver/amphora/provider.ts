@@ -169,8 +169,9 @@ function amphoraRecord(lb: Row, role: string): Row {
     cached_zone: lb.availability_zone ?? null,
     image_id: null,
     compute_flavor: null,
+    // Octavia's records pass PENDING_CREATE -> BOOTING -> ALLOCATED, so updated_at is set by now.
     created_at: nowSeconds(),
-    updated_at: null,
+    updated_at: nowSeconds(),
   };
 }
 

@@ -124,26 +124,22 @@ function createSequelize(opts: DatabaseOptions): Sequelize {
 
 /** Creates the MariaDB database named in a mysql:// URL if it does not exist (tests, first start). */
 export async function ensureMysqlDatabase(url: string): Promise<void> {
-  const parsed = new URL(url.replace(/^mariadb:/, 'mysql:'));
-  const name = parsed.pathname.replace(/^\//, '');
-  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`unsafe database name: ${name}`);
-  parsed.pathname = '/';
-  const admin = new Sequelize(parsed.toString(), { dialect: 'mysql', logging: false });
-  try {
-    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-  } finally {
-    await admin.close();
-  }
+  await onServer(url, (name) => `CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
 }
 
 export async function dropMysqlDatabase(url: string): Promise<void> {
+  await onServer(url, (name) => `DROP DATABASE IF EXISTS \`${name}\``);
+}
+
+/** Runs one statement about the URL's database on its server (connected without a database). */
+async function onServer(url: string, statement: (name: string) => string): Promise<void> {
   const parsed = new URL(url.replace(/^mariadb:/, 'mysql:'));
   const name = parsed.pathname.replace(/^\//, '');
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`unsafe database name: ${name}`);
   parsed.pathname = '/';
   const admin = new Sequelize(parsed.toString(), { dialect: 'mysql', logging: false });
   try {
-    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await admin.query(statement(name));
   } finally {
     await admin.close();
   }

@@ -9,10 +9,10 @@ import type { Logger } from '../../common/logging.ts';
 import { ipVersion } from '../../api/schema/types.ts';
 import { toCapabilities, validateMetadata } from '../capabilities.ts';
 import { nowSeconds } from '../controller/completion.ts';
-import { ControllerWorker } from '../controller/worker.ts';
-import { allocateVip } from '../network/allocate-vip.ts';
+import type { WorkerRequest } from '../controller/worker.ts';
+import { WorkerProvider } from '../controller/worker-provider.ts';
 import type { NetworkDriver } from '../network/network-driver.ts';
-import { UnsupportedOptionError, type ProviderDriver, type ProviderRequest, type VipAllocation, type VipRequest } from '../provider.ts';
+import { UnsupportedOptionError } from '../provider.ts';
 import { AMPHORA_AZ_CAPABILITIES, AMPHORA_FLAVOR_CAPABILITIES } from './capabilities.ts';
 
 const SUPPORTED_ALGORITHMS = ['ROUND_ROBIN', 'SOURCE_IP', 'LEAST_CONNECTIONS'];
@@ -28,12 +28,11 @@ export interface AmphoraProviderOptions {
   workerDelayMs: number;
 }
 
-export class AmphoraProvider implements ProviderDriver {
+export class AmphoraProvider extends WorkerProvider {
   readonly name = 'amphora';
-  readonly worker: ControllerWorker;
 
   constructor(private readonly opts: AmphoraProviderOptions) {
-    this.worker = new ControllerWorker(opts.db, opts.log, (req) => this.realise(req), opts.workerDelayMs);
+    super(opts.db, opts.log, opts.network, opts.workerDelayMs);
   }
 
   readonly checks = {
@@ -65,35 +64,16 @@ export class AmphoraProvider implements ProviderDriver {
     availabilityZoneData: (data: Record<string, unknown>) => validateMetadata(AMPHORA_AZ_CAPABILITIES, data),
   };
 
-  flavorCapabilities() {
+  override flavorCapabilities() {
     return toCapabilities(AMPHORA_FLAVOR_CAPABILITIES);
   }
 
-  availabilityZoneCapabilities() {
+  override availabilityZoneCapabilities() {
     return toCapabilities(AMPHORA_AZ_CAPABILITIES);
   }
 
-  createVipPort(req: VipRequest): Promise<VipAllocation> {
-    return allocateVip(this.opts.network, req);
-  }
 
-  submit(req: ProviderRequest): void {
-    this.worker.submit(req);
-  }
-
-  resume(loadBalancerId: string): void {
-    this.worker.resume(loadBalancerId);
-  }
-
-  idle(): Promise<void> {
-    return this.worker.idle();
-  }
-
-  stop(): Promise<void> {
-    return this.worker.stop();
-  }
-
-  private async realise(req: ProviderRequest | { kind: 'resume'; loadBalancerId: string }): Promise<void> {
+  protected async realise(req: WorkerRequest): Promise<void> {
     const { db } = this.opts;
     if (req.kind === 'amphora' && req.action === 'delete') {
       // The no-op compute driver has no instance to delete: the record is marked deleted.

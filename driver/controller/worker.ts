@@ -7,8 +7,11 @@ import type { ProviderRequest } from '../provider.ts';
 import { completeLoadBalancer, failLoadBalancer, type FailureTarget } from './completion.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 
+/** A provider request, or the resumption of one an earlier process left pending. */
+export type WorkerRequest = ProviderRequest | { kind: 'resume'; loadBalancerId: string };
+
 /** What a provider does for one request before the statuses are completed. */
-export type Realiser = (req: ProviderRequest | { kind: 'resume'; loadBalancerId: string }) => Promise<void>;
+export type Realiser = (req: WorkerRequest) => Promise<void>;
 
 export class ControllerWorker {
   private readonly queue = new KeyedQueue();
@@ -42,7 +45,7 @@ export class ControllerWorker {
     await this.queue.idle();
   }
 
-  private async execute(req: ProviderRequest | { kind: 'resume'; loadBalancerId: string }): Promise<void> {
+  private async execute(req: WorkerRequest): Promise<void> {
     const lbId = req.loadBalancerId;
     try {
       if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
@@ -62,7 +65,7 @@ export class ControllerWorker {
   }
 }
 
-function failureTarget(req: ProviderRequest | { kind: 'resume'; loadBalancerId: string }): FailureTarget {
+function failureTarget(req: WorkerRequest): FailureTarget {
   switch (req.kind) {
     case 'loadbalancer':
       return { table: 'load_balancer', ids: [req.loadBalancerId] };

@@ -1,0 +1,54 @@
+// A provider whose requests run in this process's controller worker: subclasses say what realising
+// a request means; queuing per load balancer, completion, resumption and shutdown are shared.
+import type { Database } from '../../common/db/database.ts';
+import type { Logger } from '../../common/logging.ts';
+import { allocateVip } from '../network/allocate-vip.ts';
+import type { NetworkDriver } from '../network/network-driver.ts';
+import type { Capability, ProviderChecks, ProviderDriver, ProviderRequest, VipAllocation, VipRequest } from '../provider.ts';
+import { ControllerWorker, type WorkerRequest } from './worker.ts';
+
+export abstract class WorkerProvider implements ProviderDriver {
+  abstract readonly name: string;
+  abstract readonly checks: ProviderChecks;
+  protected readonly worker: ControllerWorker;
+
+  constructor(
+    protected readonly db: Database,
+    log: Logger,
+    protected readonly network: NetworkDriver,
+    delayMs: number,
+  ) {
+    this.worker = new ControllerWorker(db, log, (req) => this.realise(req), delayMs);
+  }
+
+  /** The provider's own work for one request; statuses are completed by the worker afterwards. */
+  protected abstract realise(req: WorkerRequest): Promise<void>;
+
+  flavorCapabilities(): Capability[] {
+    return [];
+  }
+
+  availabilityZoneCapabilities(): Capability[] {
+    return [];
+  }
+
+  createVipPort(req: VipRequest): Promise<VipAllocation> {
+    return allocateVip(this.network, req);
+  }
+
+  submit(req: ProviderRequest): void {
+    this.worker.submit(req);
+  }
+
+  resume(loadBalancerId: string): void {
+    this.worker.resume(loadBalancerId);
+  }
+
+  idle(): Promise<void> {
+    return this.worker.idle();
+  }
+
+  stop(): Promise<void> {
+    return this.worker.stop();
+  }
+}

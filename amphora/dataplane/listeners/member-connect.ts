@@ -1,0 +1,72 @@
+import net from 'node:net';
+import type { Backend, SelectRequest } from '../balancer/backend.ts';
+import type { Server } from '../balancer/server.ts';
+
+/** HAProxy `retries 3` + `option redispatch`: the last attempts go to other servers. */
+export const CONNECT_ATTEMPTS = 3;
+
+export interface MemberConnection {
+  socket: net.Socket;
+  server: Server;
+}
+
+/**
+ * Connects to a server of `backend` for `req`: each failed attempt marks the server failed for
+ * persistence and tries another one, up to CONNECT_ATTEMPTS. `done` gets null when nothing could be reached
+ * (no server available, or every attempt failed).
+ */
+export function connectToBackend(
+  backend: Backend,
+  req: SelectRequest,
+  connectTimeoutMs: number,
+  done: (conn: MemberConnection | null, lastError: Error | null) => void,
+): void {
+  const tried = new Set<Server>();
+  let attempts = 0;
+  const attempt = (lastError: Error | null) => {
+    if (attempts >= CONNECT_ATTEMPTS) return done(null, lastError);
+    // Prefer a server not tried yet (redispatch); with none left, retry the same one as HAProxy does.
+    const server = backend.select(req, tried) ?? (tried.size > 0 ? backend.select(req) : null);
+    if (server === null) return done(null, lastError);
+    attempts++;
+    tried.add(server);
+    server.counters.activeConnections++;
+    openSocket(server, connectTimeoutMs, (err, socket) => {
+      if (err !== null) {
+        server.counters.activeConnections--;
+        server.counters.requestErrors++;
+        backend.failed(server);
+        return attempt(err);
+      }
+      server.counters.totalConnections++;
+      done({ socket: socket as net.Socket, server }, null);
+    });
+  };
+  attempt(null);
+}
+
+/** Opens a TCP connection to a server with a connect timeout; the socket comes back without listeners. */
+export function openSocket(server: Server, timeoutMs: number, done: (err: Error | null, socket?: net.Socket) => void): void {
+  const socket = net.connect({ host: server.address, port: server.port, noDelay: true, allowHalfOpen: true });
+  let settled = false;
+  const finish = (err: Error | null) => {
+    if (settled) return;
+    settled = true;
+    socket.off('connect', onConnect);
+    socket.off('error', finish);
+    socket.off('timeout', onTimeout);
+    socket.setTimeout(0);
+    if (err !== null) {
+      socket.destroy();
+      done(err);
+    } else {
+      done(null, socket);
+    }
+  };
+  const onConnect = () => finish(null);
+  const onTimeout = () => finish(new Error(`connect to ${server.address}:${server.port} timed out`));
+  socket.once('connect', onConnect);
+  socket.once('error', finish);
+  socket.once('timeout', onTimeout);
+  if (timeoutMs > 0) socket.setTimeout(timeoutMs);
+}

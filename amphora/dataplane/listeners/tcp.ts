@@ -1,0 +1,131 @@
+import type net from 'node:net';
+import type { Backend } from '../balancer/backend.ts';
+import type { Server } from '../balancer/server.ts';
+import { plainAddress } from '../net/address.ts';
+import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
+import { StreamFrontend, type Session } from './frontend.ts';
+import { connectToBackend } from './member-connect.ts';
+
+/** A TCP (or TLS pass-through) listener: each client connection is spliced to one member connection. */
+export class TcpFrontend extends StreamFrontend {
+  protected serve(client: net.Socket, localPort: number): Session {
+    const session = new TcpSession(this, client, localPort);
+    session.start();
+    return session;
+  }
+
+  backendForNewSession(): Backend | undefined {
+    const poolId = this.config.defaultPoolId;
+    return poolId === null ? undefined : this.ctx.backend(poolId);
+  }
+}
+
+class TcpSession implements Session {
+  private member: net.Socket | null = null;
+  private server: Server | null = null;
+  private backend: Backend | undefined;
+  private initial: Buffer[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly frontend: TcpFrontend,
+    readonly client: net.Socket,
+    private readonly localPort: number,
+  ) {}
+
+  start(): void {
+    const { client } = this;
+    const timeouts = this.frontend.config.timeouts;
+    client.on('error', () => this.destroy());
+    client.on('close', () => this.destroy());
+    client.on('timeout', () => this.destroy());
+    if (timeouts.clientData > 0) client.setTimeout(timeouts.clientData);
+    this.backend = this.frontend.backendForNewSession();
+    if (this.backend === undefined) return this.destroy();
+
+    if (timeouts.tcpInspect > 0) {
+      // tcp-request inspect-delay: give the client a moment to speak before a member is chosen.
+      const collect = (chunk: Buffer) => {
+        this.initial.push(chunk);
+        proceed();
+      };
+      const timer = setTimeout(() => proceed(), timeouts.tcpInspect);
+      const proceed = () => {
+        clearTimeout(timer);
+        client.off('data', collect);
+        client.pause();
+        if (!this.closed) this.connect();
+      };
+      client.on('data', collect);
+    } else {
+      client.pause();
+      this.connect();
+    }
+  }
+
+  private connect(): void {
+    const backend = this.backend as Backend;
+    const { client } = this;
+    const req = { sourceAddress: plainAddress(client.remoteAddress), sourcePort: client.remotePort ?? 0 };
+    connectToBackend(backend, req, this.frontend.config.timeouts.memberConnect, (conn) => {
+      if (this.closed) {
+        if (conn !== null) {
+          conn.server.counters.activeConnections--;
+          conn.socket.destroy();
+        }
+        return;
+      }
+      if (conn === null) {
+        this.frontend.counters.requestErrors++;
+        return this.destroy();
+      }
+      this.member = conn.socket;
+      this.server = conn.server;
+      backend.succeeded(conn.server);
+      this.splice(conn.socket, backend);
+    });
+  }
+
+  private splice(member: net.Socket, backend: Backend): void {
+    const { client } = this;
+    member.on('error', () => this.destroy());
+    member.on('close', () => this.destroy());
+    member.on('timeout', () => this.destroy());
+    const memberData = this.frontend.config.timeouts.memberData;
+    if (memberData > 0) member.setTimeout(memberData);
+
+    const protocol = backend.pool.protocol;
+    if (protocol === 'PROXY' || protocol === 'PROXYV2') {
+      const facts = {
+        sourceAddress: plainAddress(client.remoteAddress),
+        sourcePort: client.remotePort ?? 0,
+        destinationAddress: plainAddress(client.localAddress),
+        destinationPort: this.localPort,
+      };
+      member.write(protocol === 'PROXY' ? proxyV1Header(facts) : proxyV2Header(facts));
+    }
+    for (const chunk of this.initial) member.write(chunk);
+    this.initial = [];
+    client.pipe(member);
+    member.pipe(client);
+    client.resume();
+  }
+
+  drain(): void {
+    // An L4 stream has no request boundary: it is left to finish within the drain grace period.
+  }
+
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.destroy();
+    const member = this.member;
+    const server = this.server;
+    if (member !== null && server !== null) {
+      member.destroy();
+      server.counters.activeConnections--;
+      server.counters.bytesIn += member.bytesWritten;
+      server.counters.bytesOut += member.bytesRead;
+    }
+  }
+}

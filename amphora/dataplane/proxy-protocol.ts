@@ -1,0 +1,87 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** The connection facts a PROXY header carries to a member. */
+export interface ProxiedConnection {
+  sourceAddress: string;
+  sourcePort: number;
+  destinationAddress: string;
+  destinationPort: number;
+}
+
+/** PROXY protocol v1 (text), as HAProxy `send-proxy` writes it. */
+export function proxyV1Header(c: ProxiedConnection): Buffer {
+  const family = isIPv4(c.sourceAddress) && isIPv4(c.destinationAddress) ? 'TCP4' : bothIpv6OrMapped(c) ? 'TCP6' : null;
+  if (family === null) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+  const src = family === 'TCP6' ? toIpv6(c.sourceAddress) : c.sourceAddress;
+  const dst = family === 'TCP6' ? toIpv6(c.destinationAddress) : c.destinationAddress;
+  return Buffer.from(`PROXY ${family} ${src} ${dst} ${c.sourcePort} ${c.destinationPort}\r\n`, 'latin1');
+}
+
+const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+const V2_VERSION_PROXY = 0x21;
+const V2_AF_INET_STREAM = 0x11;
+const V2_AF_INET6_STREAM = 0x21;
+const V2_AF_INET_DGRAM = 0x12;
+const V2_AF_INET6_DGRAM = 0x22;
+
+/** PROXY protocol v2 (binary), as HAProxy `send-proxy-v2` writes it (no TLVs). */
+export function proxyV2Header(c: ProxiedConnection, transport: 'stream' | 'dgram' = 'stream'): Buffer {
+  if (isIPv4(c.sourceAddress) && isIPv4(c.destinationAddress)) {
+    const out = Buffer.alloc(16 + 12);
+    V2_SIGNATURE.copy(out, 0);
+    out[12] = V2_VERSION_PROXY;
+    out[13] = transport === 'stream' ? V2_AF_INET_STREAM : V2_AF_INET_DGRAM;
+    out.writeUInt16BE(12, 14);
+    writeIpv4(out, 16, c.sourceAddress);
+    writeIpv4(out, 20, c.destinationAddress);
+    out.writeUInt16BE(c.sourcePort, 24);
+    out.writeUInt16BE(c.destinationPort, 26);
+    return out;
+  }
+  if (bothIpv6OrMapped(c)) {
+    const out = Buffer.alloc(16 + 36);
+    V2_SIGNATURE.copy(out, 0);
+    out[12] = V2_VERSION_PROXY;
+    out[13] = transport === 'stream' ? V2_AF_INET6_STREAM : V2_AF_INET6_DGRAM;
+    out.writeUInt16BE(36, 14);
+    writeIpv6(out, 16, toIpv6(c.sourceAddress));
+    writeIpv6(out, 32, toIpv6(c.destinationAddress));
+    out.writeUInt16BE(c.sourcePort, 48);
+    out.writeUInt16BE(c.destinationPort, 50);
+    return out;
+  }
+  const out = Buffer.alloc(16);
+  V2_SIGNATURE.copy(out, 0);
+  out[12] = V2_VERSION_PROXY;
+  out[13] = 0x00;
+  out.writeUInt16BE(0, 14);
+  return out;
+}
+
+function bothIpv6OrMapped(c: ProxiedConnection): boolean {
+  return (isIPv6(c.sourceAddress) || isIPv4(c.sourceAddress)) && (isIPv6(c.destinationAddress) || isIPv4(c.destinationAddress));
+}
+
+function toIpv6(address: string): string {
+  return isIPv4(address) ? `::ffff:${address}` : address;
+}
+
+function writeIpv4(out: Buffer, offset: number, address: string): void {
+  const parts = address.split('.');
+  for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i]);
+}
+
+function writeIpv6(out: Buffer, offset: number, address: string): void {
+  let text = address;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const p = v4[1].split('.').map(Number);
+    text = text.slice(0, -v4[1].length) + `${((p[0] << 8) | p[1]).toString(16)}:${((p[2] << 8) | p[3]).toString(16)}`;
+  }
+  const [head, tail = ''] = text.split('::');
+  const headParts = head ? head.split(':') : [];
+  const tailParts = text.includes('::') && tail ? tail.split(':') : [];
+  const fill = 8 - headParts.length - tailParts.length;
+  const groups = [...headParts, ...new Array(Math.max(0, fill)).fill('0'), ...tailParts];
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] || '0', 16), offset + i * 2);
+}

@@ -1,0 +1,198 @@
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { AmphoraConfigError, type AmphoraConfig } from '../../../common/amphora-config/index.ts';
+import { diffConfigs, type ConfigDiff } from '../config/diff.ts';
+import { validateForApply, type DataPlane } from '../dataplane.ts';
+import { HealthSupervisor, type HealthReport } from '../health/supervisor.ts';
+import type { Logger } from '../log.ts';
+import { renderPrometheus } from '../stats/prometheus.ts';
+import { mergeSnapshots, type DataPlaneSnapshot } from '../stats/snapshot.ts';
+import type { FromWorker, ToWorker } from './messages.ts';
+
+const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
+const REPLY_TIMEOUT_MS = 30_000;
+const RESTART_DELAY_MS = 500;
+
+export interface ClusterOptions {
+  workers: number;
+  log: Logger;
+  logLevel: string;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  ready: Promise<void>;
+}
+
+/**
+ * The data plane on every core: one worker process per core sharing the listening sockets (the kernel
+ * spreads connections), a primary that validates configs and applies them in two phases (all workers
+ * open sockets, then all switch), runs the health monitors once, relays persistence entries between
+ * workers and adds up their stats. A worker that dies is replaced and brought up to date.
+ */
+export class ClusterDataPlane implements DataPlane {
+  private readonly slots: Slot[] = [];
+  private running: AmphoraConfig | null = null;
+  private seq = 0;
+  private readonly waiters = new Map<string, (message: FromWorker) => void>();
+  private readonly health: HealthSupervisor;
+  private stopping = false;
+  private applying: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: ClusterOptions) {
+    this.health = new HealthSupervisor((r) => this.broadcast({ type: 'health', reports: [r] }), options.log);
+  }
+
+  get config(): AmphoraConfig | null {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    // Workers accept on the shared sockets themselves instead of the primary handing connections out.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: WORKER_ENTRY, silent: false });
+    const starting: Promise<void>[] = [];
+    for (let i = 0; i < this.options.workers; i++) starting.push(this.spawn(i));
+    await Promise.all(starting);
+  }
+
+  private spawn(index: number): Promise<void> {
+    const worker = cluster.fork({
+      ARGONAUT_WORKER_INDEX: String(index),
+      ARGONAUT_WORKERS: String(this.options.workers),
+      ARGONAUT_LOG_LEVEL: this.options.logLevel,
+    });
+    let markReady: () => void = () => {};
+    const ready = new Promise<void>((resolve) => (markReady = resolve));
+    const slot: Slot = { index, worker, ready };
+    this.slots[index] = slot;
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'ready') markReady();
+      else this.onMessage(slot, message);
+    });
+    worker.on('exit', (code, signal) => {
+      if (this.stopping || this.slots[index] !== slot) return;
+      this.options.log.error({ worker: index, code, signal }, 'worker died; restarting it');
+      for (const [key, resolve] of this.waiters) {
+        if (key.startsWith(`${worker.id}:`)) resolve({ type: 'prepared', seq: -1, error: 'worker died' });
+      }
+      setTimeout(() => {
+        if (!this.stopping) this.respawn(index).catch((err: Error) => this.options.log.error({ worker: index, err: err.message }, 'restart failed'));
+      }, RESTART_DELAY_MS);
+    });
+    return ready;
+  }
+
+  private async respawn(index: number): Promise<void> {
+    await this.spawn(index);
+    const slot = this.slots[index];
+    if (this.running !== null) {
+      const seq = ++this.seq;
+      const reply = await this.request(slot, { type: 'prepare', seq, config: this.running }, 'prepared');
+      if (reply.type === 'prepared' && reply.error !== null) throw new Error(reply.error);
+      await this.request(slot, { type: 'commit', seq }, 'committed');
+      slot.worker.send({ type: 'health', reports: this.health.reports() } satisfies ToWorker);
+    }
+  }
+
+  private onMessage(slot: Slot, message: FromWorker): void {
+    switch (message.type) {
+      case 'stick':
+        for (const other of this.slots) if (other !== slot) this.sendTo(other, message);
+        return;
+      case 'metrics':
+        this.snapshot().then(
+          (snap) => this.sendTo(slot, { type: 'metrics', seq: message.seq, text: renderPrometheus(snap), error: null }),
+          (err: Error) => this.sendTo(slot, { type: 'metrics', seq: message.seq, text: null, error: err.message }),
+        );
+        return;
+      case 'ready':
+        return;
+      default: {
+        const key = `${slot.worker.id}:${message.type}:${message.seq}`;
+        const resolve = this.waiters.get(key);
+        this.waiters.delete(key);
+        resolve?.(message);
+      }
+    }
+  }
+
+  private sendTo(slot: Slot, message: ToWorker): void {
+    if (slot.worker.isConnected()) slot.worker.send(message);
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const slot of this.slots) this.sendTo(slot, message);
+  }
+
+  private request(slot: Slot, message: ToWorker & { seq: number }, replyType: FromWorker['type']): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const key = `${slot.worker.id}:${replyType}:${message.seq}`;
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        reject(new Error(`worker ${slot.index} did not answer ${message.type} in time`));
+      }, REPLY_TIMEOUT_MS);
+      this.waiters.set(key, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      this.sendTo(slot, message);
+    });
+  }
+
+  async apply(input: unknown): Promise<ConfigDiff> {
+    const run = this.applying.then(() => this.applyNow(input));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(input: unknown): Promise<ConfigDiff> {
+    const config = validateForApply(input, this.running);
+    await Promise.all(this.slots.map((s) => s.ready));
+    const seq = ++this.seq;
+    const replies = await Promise.allSettled(this.slots.map((slot) => this.request(slot, { type: 'prepare', seq, config }, 'prepared')));
+    const errors = replies.flatMap((r) => {
+      if (r.status === 'rejected') return [(r.reason as Error).message];
+      return r.value.type === 'prepared' && r.value.error !== null ? [r.value.error] : [];
+    });
+    if (errors.length > 0) {
+      this.broadcast({ type: 'abort', seq });
+      throw new AmphoraConfigError([{ path: [], message: `cannot apply: ${[...new Set(errors)].join('; ')}` }]);
+    }
+    await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'commit', seq }, 'committed')));
+    const diff = diffConfigs(this.running, config);
+    this.running = config;
+    this.health.update(config);
+    this.broadcast({ type: 'health', reports: this.health.reports() });
+    this.options.log.info({ configVersion: config.configVersion, listeners: diff.listeners, pools: diff.pools }, 'config applied');
+    return diff;
+  }
+
+  async snapshot(): Promise<DataPlaneSnapshot> {
+    const seq = ++this.seq;
+    const replies = await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
+    return mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : [])));
+  }
+
+  healthReports(): HealthReport[] {
+    return this.health.reports();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.health.stop();
+    const exits = this.slots.map(
+      (slot) =>
+        new Promise<void>((resolve) => {
+          if (slot.worker.isDead()) return resolve();
+          slot.worker.once('exit', () => resolve());
+          this.sendTo(slot, { type: 'shutdown', graceMs });
+          setTimeout(() => {
+            if (!slot.worker.isDead()) slot.worker.kill('SIGKILL');
+          }, graceMs + 5_000).unref();
+        }),
+    );
+    await Promise.all(exits);
+  }
+}

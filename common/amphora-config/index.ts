@@ -1,0 +1,5 @@
+export * from './schema.ts';
+export * from './types.ts';
+export { checkSemantics, type ConfigIssue } from './semantics.ts';
+export { AmphoraConfigError, parseAmphoraConfig, safeParseAmphoraConfig, type ParseResult } from './parse.ts';
+export { expandPorts, parsePortList, transportOf } from './ports.ts';

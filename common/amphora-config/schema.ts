@@ -1,0 +1,250 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The AmphoraConfig document, schema version 1.
+ *
+ * Rendered by the driver from the database graph, pushed to every amphora of a load balancer, applied
+ * atomically by the data plane. Ids are the Octavia object ids so that heartbeats can report per
+ * listener, pool and member. Every duration in this document is in milliseconds.
+ */
+
+export const AMPHORA_CONFIG_SCHEMA_VERSION = 1;
+
+/** Octavia ids are UUIDs; accept any RFC 4122 layout (Octavia generates v4, tests and fixtures may not). */
+const id = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID');
+
+const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
+
+const cidr = z.string().refine((v) => {
+  const slash = v.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(v.slice(0, slash));
+  const bitsText = v.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(bitsText)) return false;
+  const bits = Number(bitsText);
+  return bits <= (family === 4 ? 32 : 128);
+}, 'must be a CIDR such as 192.0.2.0/24 or 2001:db8::/32');
+
+const port = z.number().int().min(1).max(65535);
+const duration = z.number().int().min(0).max(24 * 3600 * 1000);
+
+export const PortRangeSchema = z
+  .object({ from: port, to: port })
+  .strict()
+  .refine((r) => r.from <= r.to, { message: 'port range "from" must be <= "to"' });
+
+export const PortSpecSchema = z.union([port, PortRangeSchema]);
+
+export const VipSchema = z
+  .object({
+    address: ipAddress,
+    /** Neutron port/subnet ids are informational for the data plane; kept for the agent's plumbing. */
+    portId: id.optional(),
+    subnetId: id.optional(),
+  })
+  .strict();
+
+export const ListenerTimeoutsSchema = z
+  .object({
+    clientData: duration.default(50_000),
+    memberConnect: duration.default(5_000),
+    memberData: duration.default(50_000),
+    tcpInspect: duration.default(0),
+    /** Extension: time allowed for a complete HTTP request head (slow-header defence); HAProxy's `timeout http-request`. */
+    httpRequest: duration.default(10_000),
+  })
+  .strict();
+
+export const InsertHeadersSchema = z
+  .object({
+    'X-Forwarded-For': z.boolean().default(false),
+    'X-Forwarded-Port': z.boolean().default(false),
+    'X-Forwarded-Proto': z.boolean().default(false),
+    /** TLS-related headers arrive with TLS termination; accepted in the schema, rejected when true. */
+    'X-SSL-Client-Verify': z.boolean().default(false),
+    'X-SSL-Client-Has-Cert': z.boolean().default(false),
+    'X-SSL-Client-DN': z.boolean().default(false),
+    'X-SSL-Client-CN': z.boolean().default(false),
+    'X-SSL-Issuer': z.boolean().default(false),
+    'X-SSL-Client-SHA1': z.boolean().default(false),
+    'X-SSL-Client-Not-Before': z.boolean().default(false),
+    'X-SSL-Client-Not-After': z.boolean().default(false),
+  })
+  .strict();
+
+export const L7RuleSchema = z
+  .object({
+    id,
+    type: z.enum([
+      'HOST_NAME',
+      'PATH',
+      'FILE_TYPE',
+      'HEADER',
+      'COOKIE',
+      'SSL_CONN_HAS_CERT',
+      'SSL_VERIFY_RESULT',
+      'SSL_DN_FIELD',
+    ]),
+    compareType: z.enum(['EQUAL_TO', 'STARTS_WITH', 'ENDS_WITH', 'CONTAINS', 'REGEX']),
+    key: z.string().min(1).max(255).nullable().default(null),
+    value: z.string().min(1).max(255),
+    invert: z.boolean().default(false),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+export const REDIRECT_HTTP_CODES = [301, 302, 303, 307, 308] as const;
+
+export const L7PolicySchema = z
+  .object({
+    id,
+    name: z.string().max(255).optional(),
+    position: z.number().int().min(1),
+    action: z.enum(['REJECT', 'REDIRECT_TO_URL', 'REDIRECT_TO_PREFIX', 'REDIRECT_TO_POOL']),
+    redirectUrl: z.string().url().nullable().default(null),
+    redirectPrefix: z.string().url().nullable().default(null),
+    redirectPoolId: id.nullable().default(null),
+    redirectHttpCode: z
+      .number()
+      .int()
+      .refine((c) => (REDIRECT_HTTP_CODES as readonly number[]).includes(c), 'must be one of 301, 302, 303, 307, 308')
+      .nullable()
+      .default(null),
+    enabled: z.boolean().default(true),
+    rules: z.array(L7RuleSchema).default([]),
+  })
+  .strict();
+
+/** Placeholder shape for TLS material: accepted by the schema so that configs can carry it, rejected when used. */
+export const TlsSchema = z
+  .object({
+    certificateRef: z.string().optional(),
+    sniCertificateRefs: z.array(z.string()).optional(),
+    clientCaRef: z.string().optional(),
+    clientAuthentication: z.enum(['NONE', 'OPTIONAL', 'MANDATORY']).optional(),
+    ciphers: z.string().optional(),
+    versions: z.array(z.string()).optional(),
+    alpnProtocols: z.array(z.string()).optional(),
+  })
+  .strict();
+
+export const ListenerSchema = z
+  .object({
+    id,
+    name: z.string().max(255).optional(),
+    /** HTTPS is Octavia's TLS pass-through: carried as TCP. TERMINATED_HTTPS needs the TLS issue. */
+    protocol: z.enum(['TCP', 'UDP', 'HTTP', 'HTTPS', 'TERMINATED_HTTPS', 'PROMETHEUS', 'SCTP']),
+    ports: z.array(PortSpecSchema).min(1),
+    enabled: z.boolean().default(true),
+    /** -1 means the default of 50000, as Octavia renders it for HAProxy. */
+    connectionLimit: z.number().int().min(-1).max(1_000_000).default(-1),
+    allowedCidrs: z.array(cidr).default([]),
+    timeouts: ListenerTimeoutsSchema.prefault({}),
+    insertHeaders: InsertHeadersSchema.prefault({}),
+    defaultPoolId: id.nullable().default(null),
+    l7policies: z.array(L7PolicySchema).default([]),
+    tls: TlsSchema.nullable().default(null),
+  })
+  .strict();
+
+export const SessionPersistenceSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('SOURCE_IP'),
+      /** How long an idle source stays stuck to its member (Octavia persistence_timeout, here in ms). */
+      timeout: duration.min(1).default(360_000),
+      /** Netmask applied to the source address before lookup (Octavia persistence_granularity). */
+      granularity: z.string().nullable().default(null),
+    })
+    .strict(),
+  z.object({ type: z.literal('HTTP_COOKIE'), cookieName: z.string().min(1).max(255).default('SRV') }).strict(),
+  z.object({ type: z.literal('APP_COOKIE'), cookieName: z.string().min(1).max(255) }).strict(),
+  /** Extension: all clients follow the member that last answered successfully, until it fails. */
+  z.object({ type: z.literal('LAST_SUCCESSFUL') }).strict(),
+]);
+
+export const MemberSchema = z
+  .object({
+    id,
+    name: z.string().max(255).optional(),
+    address: ipAddress,
+    port,
+    /** 0 drains: existing sessions stay, no new ones. */
+    weight: z.number().int().min(0).max(256).default(1),
+    backup: z.boolean().default(false),
+    /** false = admin down (MAINT): halted, no traffic at all. */
+    enabled: z.boolean().default(true),
+    monitorAddress: ipAddress.nullable().default(null),
+    monitorPort: port.nullable().default(null),
+    /** Extension: per-member connection ceiling (HAProxy server maxconn). */
+    maxConnections: z.number().int().min(1).max(1_000_000).nullable().default(null),
+  })
+  .strict();
+
+export const HealthMonitorSchema = z
+  .object({
+    id,
+    type: z.enum(['HTTP', 'HTTPS', 'TCP', 'UDP-CONNECT', 'PING', 'TLS-HELLO', 'SCTP']),
+    delay: duration.min(1),
+    timeout: duration.min(1),
+    /** Consecutive successes to go up (rise). */
+    maxRetries: z.number().int().min(1).max(10).default(3),
+    /** Consecutive failures to go down (fall). */
+    maxRetriesDown: z.number().int().min(1).max(10).default(3),
+    httpMethod: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'TRACE', 'OPTIONS', 'PATCH', 'CONNECT']).default('GET'),
+    urlPath: z.string().startsWith('/').default('/'),
+    httpVersion: z.enum(['1.0', '1.1']).default('1.0'),
+    domainName: z.string().max(255).nullable().default(null),
+    /** "200", "200,202", "200-204" or a mix, as Octavia's expected_codes. */
+    expectedCodes: z
+      .string()
+      .regex(/^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$/, 'must be codes and ranges such as 200,202-204')
+      .default('200'),
+    /** Extension: the response body must contain this text. */
+    expectedBody: z.string().min(1).nullable().default(null),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+export const PoolSchema = z
+  .object({
+    id,
+    name: z.string().max(255).optional(),
+    protocol: z.enum(['HTTP', 'HTTPS', 'TCP', 'UDP', 'PROXY', 'PROXYV2', 'SCTP']),
+    algorithm: z.enum(['ROUND_ROBIN', 'LEAST_CONNECTIONS', 'SOURCE_IP', 'SOURCE_IP_PORT', 'POWER_OF_TWO_CHOICES']),
+    enabled: z.boolean().default(true),
+    sessionPersistence: SessionPersistenceSchema.nullable().default(null),
+    members: z.array(MemberSchema).default([]),
+    healthMonitor: HealthMonitorSchema.nullable().default(null),
+    /** Re-encryption towards members arrives with the TLS issue. */
+    tls: TlsSchema.nullable().default(null),
+  })
+  .strict();
+
+export const LimitsSchema = z
+  .object({
+    /** Largest request head (request line + headers) accepted; larger gets 431. */
+    maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16_384),
+    /** Most header fields in one request; more gets 431. */
+    maxHeaderCount: z.number().int().min(8).max(1000).default(100),
+    /** Idle keep-alive connections kept per member per worker. */
+    maxIdleMemberConnections: z.number().int().min(0).max(10_000).default(64),
+  })
+  .strict();
+
+export const AmphoraConfigSchema = z
+  .object({
+    version: z.literal(AMPHORA_CONFIG_SCHEMA_VERSION),
+    /** Monotonic, set by the controller; acknowledged back after apply. */
+    configVersion: z.number().int().min(0),
+    amphoraId: id,
+    loadBalancerId: id.optional(),
+    vips: z.array(VipSchema).min(1),
+    limits: LimitsSchema.prefault({}),
+    listeners: z.array(ListenerSchema).default([]),
+    pools: z.array(PoolSchema).default([]),
+  })
+  .strict();

@@ -1,0 +1,169 @@
+import { expandPorts, transportOf } from './ports.ts';
+import type { AmphoraConfig, ListenerProtocol, PoolProtocol } from './types.ts';
+
+export interface ConfigIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** Octavia's listener → pool protocol compatibility map. */
+const POOL_PROTOCOLS_FOR_LISTENER: Record<ListenerProtocol, readonly PoolProtocol[]> = {
+  TCP: ['TCP', 'HTTP', 'HTTPS', 'PROXY', 'PROXYV2'],
+  HTTP: ['HTTP', 'PROXY', 'PROXYV2'],
+  HTTPS: ['HTTPS', 'TCP', 'PROXY', 'PROXYV2'],
+  TERMINATED_HTTPS: ['HTTP', 'PROXY', 'PROXYV2'],
+  UDP: ['UDP'],
+  SCTP: ['SCTP'],
+  PROMETHEUS: [],
+};
+
+const NOT_YET = 'is not supported yet (TLS arrives with its own issue)';
+
+/**
+ * Cross-object rules a schema cannot express: references, protocol compatibility, port conflicts, and
+ * features this data plane does not implement yet (rejected explicitly rather than silently ignored).
+ */
+export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seenIds = new Map<string, string>();
+  const claimId = (id: string, path: (string | number)[]) => {
+    const previous = seenIds.get(id);
+    if (previous !== undefined) issues.push({ path, message: `duplicate id ${id} (already used at ${previous})` });
+    else seenIds.set(id, path.join('.'));
+  };
+
+  const poolsById = new Map(config.pools.map((p) => [p.id, p]));
+
+  config.pools.forEach((pool, pi) => {
+    const at = ['pools', pi];
+    claimId(pool.id, [...at, 'id']);
+    if (pool.protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP pools are not supported' });
+    if (pool.tls) issues.push({ path: [...at, 'tls'], message: `re-encryption to members ${NOT_YET}` });
+    if (pool.protocol === 'UDP' && pool.sessionPersistence && pool.sessionPersistence.type !== 'SOURCE_IP') {
+      issues.push({ path: [...at, 'sessionPersistence'], message: 'UDP pools support SOURCE_IP persistence only' });
+    }
+    const persistence = pool.sessionPersistence;
+    if (persistence && (persistence.type === 'HTTP_COOKIE' || persistence.type === 'APP_COOKIE')) {
+      if (pool.protocol !== 'HTTP') {
+        issues.push({ path: [...at, 'sessionPersistence'], message: `${persistence.type} needs an HTTP pool` });
+      }
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(persistence.cookieName)) {
+        issues.push({ path: [...at, 'sessionPersistence', 'cookieName'], message: 'must be a cookie name token' });
+      }
+    }
+    if (persistence?.type === 'SOURCE_IP' && persistence.granularity !== null && !isNetmask(persistence.granularity)) {
+      issues.push({
+        path: [...at, 'sessionPersistence', 'granularity'],
+        message: 'must be a netmask such as 255.255.255.0 or a prefix length such as 24',
+      });
+    }
+    const monitor = pool.healthMonitor;
+    if (monitor) {
+      claimId(monitor.id, [...at, 'healthMonitor', 'id']);
+      if (monitor.type === 'HTTPS' || monitor.type === 'TLS-HELLO') {
+        issues.push({ path: [...at, 'healthMonitor', 'type'], message: `${monitor.type} health monitors ${NOT_YET}` });
+      }
+      if (monitor.type === 'SCTP') {
+        issues.push({ path: [...at, 'healthMonitor', 'type'], message: 'SCTP health monitors are not supported' });
+      }
+      if (monitor.timeout > monitor.delay) {
+        issues.push({ path: [...at, 'healthMonitor', 'timeout'], message: 'timeout must not exceed delay' });
+      }
+    }
+    pool.members.forEach((member, mi) => claimId(member.id, [...at, 'members', mi, 'id']));
+  });
+
+  const boundPorts = new Map<string, string>();
+  config.listeners.forEach((listener, li) => {
+    const at = ['listeners', li];
+    claimId(listener.id, [...at, 'id']);
+    const protocol = listener.protocol;
+    if (protocol === 'TERMINATED_HTTPS') issues.push({ path: [...at, 'protocol'], message: `TLS termination ${NOT_YET}` });
+    if (protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP listeners are not supported' });
+    if (listener.tls) issues.push({ path: [...at, 'tls'], message: `TLS termination ${NOT_YET}` });
+
+    for (const [name, wanted] of Object.entries(listener.insertHeaders)) {
+      if (!wanted) continue;
+      if (name.startsWith('X-SSL-')) issues.push({ path: [...at, 'insertHeaders', name], message: `${name} ${NOT_YET}` });
+      else if (protocol !== 'HTTP') {
+        issues.push({ path: [...at, 'insertHeaders', name], message: 'headers can only be inserted by HTTP listeners' });
+      }
+    }
+
+    const allowedPools = POOL_PROTOCOLS_FOR_LISTENER[protocol];
+    const checkPoolRef = (poolId: string | null, path: (string | number)[]) => {
+      if (poolId === null) return;
+      const pool = poolsById.get(poolId);
+      if (!pool) issues.push({ path, message: `pool ${poolId} does not exist` });
+      else if (!allowedPools.includes(pool.protocol)) {
+        issues.push({ path, message: `a ${protocol} listener cannot use a ${pool.protocol} pool` });
+      }
+    };
+    if (protocol === 'PROMETHEUS' && listener.defaultPoolId !== null) {
+      issues.push({ path: [...at, 'defaultPoolId'], message: 'a PROMETHEUS listener has no pool' });
+    } else {
+      checkPoolRef(listener.defaultPoolId, [...at, 'defaultPoolId']);
+    }
+
+    if (listener.l7policies.length > 0 && protocol !== 'HTTP' && protocol !== 'TERMINATED_HTTPS') {
+      issues.push({ path: [...at, 'l7policies'], message: 'L7 policies need an HTTP listener' });
+    }
+    listener.l7policies.forEach((policy, pi) => {
+      const pat = [...at, 'l7policies', pi];
+      claimId(policy.id, [...pat, 'id']);
+      if (policy.action === 'REDIRECT_TO_POOL') {
+        if (policy.redirectPoolId === null) issues.push({ path: [...pat, 'redirectPoolId'], message: 'required by REDIRECT_TO_POOL' });
+        checkPoolRef(policy.redirectPoolId, [...pat, 'redirectPoolId']);
+      }
+      if (policy.action === 'REDIRECT_TO_URL' && policy.redirectUrl === null) {
+        issues.push({ path: [...pat, 'redirectUrl'], message: 'required by REDIRECT_TO_URL' });
+      }
+      if (policy.action === 'REDIRECT_TO_PREFIX' && policy.redirectPrefix === null) {
+        issues.push({ path: [...pat, 'redirectPrefix'], message: 'required by REDIRECT_TO_PREFIX' });
+      }
+      policy.rules.forEach((rule, ri) => {
+        const rat = [...pat, 'rules', ri];
+        claimId(rule.id, [...rat, 'id']);
+        if (rule.type.startsWith('SSL_')) issues.push({ path: [...rat, 'type'], message: `${rule.type} rules ${NOT_YET}` });
+        if ((rule.type === 'HEADER' || rule.type === 'COOKIE') && rule.key === null) {
+          issues.push({ path: [...rat, 'key'], message: `${rule.type} rules need a key` });
+        }
+        if (rule.type === 'FILE_TYPE' && rule.compareType !== 'EQUAL_TO' && rule.compareType !== 'REGEX') {
+          issues.push({ path: [...rat, 'compareType'], message: 'FILE_TYPE rules support EQUAL_TO and REGEX only' });
+        }
+        if (rule.compareType === 'REGEX') {
+          try {
+            new RegExp(rule.value);
+          } catch (err) {
+            issues.push({ path: [...rat, 'value'], message: `invalid regular expression: ${(err as Error).message}` });
+          }
+        }
+      });
+    });
+
+    if (!listener.enabled) return;
+    const transport = transportOf(protocol);
+    for (const port of expandPorts(listener.ports)) {
+      for (const vip of config.vips) {
+        const key = `${transport} ${vip.address} ${port}`;
+        const owner = boundPorts.get(key);
+        if (owner !== undefined) {
+          issues.push({ path: [...at, 'ports'], message: `${transport} port ${port} on ${vip.address} is already used by listener ${owner}` });
+        } else {
+          boundPorts.set(key, listener.id);
+        }
+      }
+    }
+  });
+
+  return issues;
+}
+
+function isNetmask(text: string): boolean {
+  if (/^\d{1,3}$/.test(text)) return Number(text) <= 128;
+  const parts = text.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) return false;
+  const bits = parts.reduce((acc, p) => (acc << 8) | Number(p), 0) >>> 0;
+  const inverted = ~bits >>> 0;
+  return (inverted & (inverted + 1)) === 0;
+}

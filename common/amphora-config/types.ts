@@ -1,0 +1,44 @@
+import type { z } from 'zod';
+import type {
+  AmphoraConfigSchema,
+  HealthMonitorSchema,
+  L7PolicySchema,
+  L7RuleSchema,
+  LimitsSchema,
+  ListenerSchema,
+  ListenerTimeoutsSchema,
+  MemberSchema,
+  PoolSchema,
+  PortSpecSchema,
+  SessionPersistenceSchema,
+  VipSchema,
+} from './schema.ts';
+
+/** A validated config, every default filled in. */
+export type AmphoraConfig = z.output<typeof AmphoraConfigSchema>;
+/** What the driver may write: defaults may be left out. */
+export type AmphoraConfigInput = z.input<typeof AmphoraConfigSchema>;
+
+export type Vip = z.output<typeof VipSchema>;
+export type Limits = z.output<typeof LimitsSchema>;
+export type Listener = z.output<typeof ListenerSchema>;
+export type ListenerInput = z.input<typeof ListenerSchema>;
+export type ListenerProtocol = Listener['protocol'];
+export type ListenerTimeouts = z.output<typeof ListenerTimeoutsSchema>;
+export type PortSpec = z.output<typeof PortSpecSchema>;
+export type L7Policy = z.output<typeof L7PolicySchema>;
+export type L7PolicyInput = z.input<typeof L7PolicySchema>;
+export type L7Rule = z.output<typeof L7RuleSchema>;
+export type L7RuleInput = z.input<typeof L7RuleSchema>;
+export type Pool = z.output<typeof PoolSchema>;
+export type PoolInput = z.input<typeof PoolSchema>;
+export type PoolProtocol = Pool['protocol'];
+export type LbAlgorithm = Pool['algorithm'];
+export type SessionPersistence = z.output<typeof SessionPersistenceSchema>;
+export type Member = z.output<typeof MemberSchema>;
+export type MemberInput = z.input<typeof MemberSchema>;
+export type HealthMonitor = z.output<typeof HealthMonitorSchema>;
+export type HealthMonitorInput = z.input<typeof HealthMonitorSchema>;
+
+/** The transport a listener binds: what decides whether two listeners may share a port. */
+export type Transport = 'tcp' | 'udp' | 'sctp';

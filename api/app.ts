@@ -113,6 +113,7 @@ function authOptions(config: ArgonautConfig, log: Logger, overrides: ApiOverride
     projectDomainName: k.projectDomainName,
     region: k.region,
     timeoutMs: k.timeoutMs,
+    retries: k.retries,
     logger: log,
   });
   return { strategy: 'keystone' as const, keystone, cache: new TokenCache({ ttlMs: k.tokenCacheTtlSeconds * 1000 }), logger: log };

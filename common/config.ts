@@ -53,7 +53,8 @@ export const configSchema = z
         projectDomainName: z.string().default('Default').describe('Service project domain.'),
         region: z.string().nullable().default(null).describe('Region used to pick catalog endpoints.'),
         tokenCacheTtlSeconds: z.number().int().min(0).default(300).describe('How long a validated token is trusted without asking Keystone.'),
-        timeoutMs: z.number().int().positive().default(10000).describe('Timeout of one Keystone request.'),
+        timeoutMs: z.number().int().positive().default(30000).describe('Timeout of one Keystone request (a loaded Keystone can take seconds).'),
+        retries: z.number().int().min(0).default(2).describe('Further attempts after a Keystone timeout or connection failure.'),
       })
       .prefault({}),
     policy: z

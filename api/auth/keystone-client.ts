@@ -76,6 +76,8 @@ export interface KeystoneClientOptions {
   region?: string | null;
   /** Timeout of one Keystone request. */
   timeoutMs: number;
+  /** Further attempts after a timeout or connection failure (keystonemiddleware retries 3 times). Default 2. */
+  retries?: number;
   /** Injectable fetch (tests). Defaults to the global fetch. */
   fetch?: FetchLike;
   /** The service token is renewed when it has less than this left (default 120 s, capped at half its lifetime). */
@@ -392,14 +394,21 @@ export class KeystoneClient implements TokenValidator {
     return parsed.data.token;
   }
 
-  /** One HTTP request to Keystone; any transport failure or timeout becomes KeystoneUnavailableError. */
+  /**
+   * One HTTP request to Keystone, tried again after a timeout or connection failure (a loaded
+   * Keystone answers slowly); when every attempt fails it becomes KeystoneUnavailableError.
+   */
   private async request(url: string, init: RequestInit): Promise<Response> {
-    try {
-      return await this.fetchImpl(url, { ...init, signal: AbortSignal.timeout(this.opts.timeoutMs) });
-    } catch (err) {
-      const detail = describeFetchError(err);
-      this.opts.logger?.error({ event: 'keystone.unreachable', url: this.authUrl, detail }, 'Keystone request failed');
-      throw new KeystoneUnavailableError(`Keystone at ${this.authUrl} is unreachable: ${detail}`, { cause: err });
+    const attempts = 1 + (this.opts.retries ?? 2);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fetchImpl(url, { ...init, signal: AbortSignal.timeout(this.opts.timeoutMs) });
+      } catch (err) {
+        const detail = describeFetchError(err);
+        const last = attempt >= attempts;
+        this.opts.logger?.[last ? 'error' : 'warn']({ event: 'keystone.unreachable', url: this.authUrl, detail, attempt }, 'Keystone request failed');
+        if (last) throw new KeystoneUnavailableError(`Keystone at ${this.authUrl} is unreachable: ${detail}`, { cause: err });
+      }
     }
   }
 }

@@ -322,6 +322,33 @@ describe('KeystoneClient.validateToken', () => {
     expect(err.message).toMatch(/timed out/);
   });
 
+  it('tries again after a timeout and succeeds when Keystone answers the next attempt', async () => {
+    const ks = new FakeKeystone();
+    let slowCalls = 0;
+    const firstHangs: FetchLike = (url, init) => {
+      if (init.method === 'GET' && slowCalls++ === 0) {
+        return new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+      }
+      return ks.fetch(url, init);
+    };
+    ks.addUserToken('user-tok', { projectId: 'p-demo', roles: ['member'] });
+    const c = ks.client({ fetch: firstHangs, timeoutMs: 50 });
+    const auth = await c.validateToken('user-tok');
+    expect(auth.projectId).toBe('p-demo');
+    expect(slowCalls).toBe(2);
+  });
+
+  it('gives up after retries + 1 attempts', async () => {
+    let calls = 0;
+    const hanging: FetchLike = (_url, init) => {
+      calls++;
+      return new Promise((_resolve, reject) => init.signal?.addEventListener('abort', () => reject(init.signal?.reason)));
+    };
+    const c = new FakeKeystone().client({ fetch: hanging, timeoutMs: 20, retries: 1 });
+    expect(await rejection(c.validateToken('user-tok'))).toBeInstanceOf(KeystoneUnavailableError);
+    expect(calls).toBe(2);
+  });
+
   it('maps a non-JSON 200 body to KeystoneUnavailableError', async () => {
     const ks = new FakeKeystone();
     const inner = ks.fetch;

@@ -1,0 +1,127 @@
+// The database graph of one load balancer -> the AmphoraConfig document its amphorae apply.
+// Pure: same tree, same amphora, same version -> same document. Objects being deleted are left out.
+import type { AmphoraConfigInput, ListenerInput, PoolInput } from '../../common/amphora-config/index.ts';
+import type { Row } from '../../common/db/database.ts';
+import type { LoadBalancerTree } from '../controller/completion.ts';
+
+const live = (rows: Row[]) => rows.filter((r) => r.provisioning_status !== 'PENDING_DELETE' && r.provisioning_status !== 'DELETED');
+const json = <T>(text: unknown, fallback: T): T => (typeof text === 'string' && text !== '' ? (JSON.parse(text) as T) ?? fallback : fallback);
+const truthy = (v: unknown) => typeof v === 'string' && ['true', 't', 'yes', 'y', 'on', '1'].includes(v.trim().toLowerCase());
+const byPosition = (a: Row, b: Row) => a.position - b.position;
+const byCreation = (a: Row, b: Row) => String(a.created_at).localeCompare(String(b.created_at)) || String(a.id).localeCompare(String(b.id));
+
+export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, configVersion: number): AmphoraConfigInput {
+  const { lb } = tree;
+  const additional = json<Array<{ ip_address: string | null; subnet_id: string; port_id: string | null }>>(lb.additional_vips, []);
+  return {
+    version: 1,
+    configVersion,
+    amphoraId,
+    loadBalancerId: lb.id,
+    vips: [
+      { address: lb.vip_address, ...(lb.vip_port_id ? { portId: lb.vip_port_id } : {}), ...(lb.vip_subnet_id ? { subnetId: lb.vip_subnet_id } : {}) },
+      ...additional.filter((v) => v.ip_address).map((v) => ({ address: v.ip_address!, subnetId: v.subnet_id, ...(v.port_id ? { portId: v.port_id } : {}) })),
+    ],
+    listeners: live(tree.listeners).sort(byCreation).map((l) => renderListener(tree, l)),
+    pools: live(tree.pools).sort(byCreation).map((p) => renderPool(tree, p)),
+  };
+}
+
+function renderListener(tree: LoadBalancerTree, l: Row): ListenerInput {
+  const headers = json<Record<string, string>>(l.insert_headers, {});
+  const policies = live(tree.policies).filter((p) => p.listener_id === l.id).sort(byPosition);
+  return {
+    id: l.id,
+    ...(l.name ? { name: l.name } : {}),
+    protocol: l.protocol,
+    ports: [l.protocol_port],
+    enabled: Boolean(l.admin_state_up),
+    connectionLimit: l.connection_limit ?? -1,
+    allowedCidrs: json<string[]>(l.allowed_cidrs, []),
+    timeouts: {
+      clientData: l.timeout_client_data,
+      memberConnect: l.timeout_member_connect,
+      memberData: l.timeout_member_data,
+      tcpInspect: l.timeout_tcp_inspect,
+    },
+    insertHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, truthy(v)])),
+    defaultPoolId: l.default_pool_id ?? null,
+    l7policies: policies.map((p) => ({
+      id: p.id,
+      ...(p.name ? { name: p.name } : {}),
+      position: p.position,
+      action: p.action === 'REDIRECT_PREFIX' ? 'REDIRECT_TO_PREFIX' : p.action,
+      redirectUrl: p.redirect_url ?? null,
+      redirectPrefix: p.redirect_prefix ?? null,
+      redirectPoolId: p.redirect_pool_id ?? null,
+      redirectHttpCode: p.redirect_http_code ?? null,
+      enabled: Boolean(p.admin_state_up),
+      rules: live(tree.rules)
+        .filter((r) => r.l7policy_id === p.id)
+        .sort(byCreation)
+        .map((r) => ({ id: r.id, type: r.type, compareType: r.compare_type, key: r.key ?? null, value: r.value, invert: Boolean(r.invert), enabled: Boolean(r.admin_state_up) })),
+    })),
+    tls: l.protocol === 'TERMINATED_HTTPS' ? { certificateRef: l.default_tls_container_ref ?? undefined } : null,
+  };
+}
+
+function renderPool(tree: LoadBalancerTree, p: Row): PoolInput {
+  const monitor = live(tree.monitors).find((h) => h.pool_id === p.id);
+  return {
+    id: p.id,
+    ...(p.name ? { name: p.name } : {}),
+    protocol: p.protocol,
+    algorithm: p.lb_algorithm,
+    enabled: Boolean(p.admin_state_up),
+    sessionPersistence: renderPersistence(json<Row | null>(p.session_persistence, null)),
+    members: live(tree.members)
+      .filter((m) => m.pool_id === p.id)
+      .sort(byCreation)
+      .map((m) => ({
+        id: m.id,
+        ...(m.name ? { name: m.name } : {}),
+        address: m.address,
+        port: m.protocol_port,
+        weight: m.weight ?? 1,
+        backup: Boolean(m.backup),
+        enabled: Boolean(m.admin_state_up),
+        monitorAddress: m.monitor_address ?? null,
+        monitorPort: m.monitor_port ?? null,
+      })),
+    healthMonitor: monitor
+      ? {
+          id: monitor.id,
+          type: monitor.type,
+          delay: monitor.delay * 1000,
+          timeout: monitor.timeout * 1000,
+          maxRetries: monitor.max_retries,
+          maxRetriesDown: monitor.max_retries_down ?? 3,
+          ...(monitor.http_method ? { httpMethod: monitor.http_method } : {}),
+          ...(monitor.url_path ? { urlPath: monitor.url_path } : {}),
+          ...(monitor.http_version ? { httpVersion: Number(monitor.http_version) >= 1.1 ? '1.1' : '1.0' } : {}),
+          domainName: monitor.domain_name ?? null,
+          ...(monitor.expected_codes ? { expectedCodes: String(monitor.expected_codes).replace(/\s+/g, '') } : {}),
+          enabled: Boolean(monitor.admin_state_up),
+        }
+      : null,
+    tls: p.tls_enabled ? {} : null,
+  };
+}
+
+function renderPersistence(sp: Row | null): PoolInput['sessionPersistence'] {
+  if (!sp) return null;
+  switch (sp.type) {
+    case 'SOURCE_IP':
+      return {
+        type: 'SOURCE_IP',
+        ...(sp.persistence_timeout ? { timeout: sp.persistence_timeout * 1000 } : {}),
+        granularity: sp.persistence_granularity ?? null,
+      };
+    case 'HTTP_COOKIE':
+      return { type: 'HTTP_COOKIE' };
+    case 'APP_COOKIE':
+      return { type: 'APP_COOKIE', cookieName: sp.cookie_name };
+    default:
+      throw new Error(`session persistence type ${sp.type} cannot be rendered`);
+  }
+}

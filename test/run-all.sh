@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite (README's second command): typecheck, every vitest file on SQLite, then the
-# API and integration tests again on MariaDB. Ends with one line "N passed, N failed".
+# API and driver tests (which use the database) again on MariaDB. Ends with one line "N passed, N failed".
 # Needs MariaDB on 127.0.0.1:3306 (root, empty password). The Keystone integration test runs when
 # ARGONAUT_KEYSTONE_URL is set (CI sets it after starting Keystone).
 set -uo pipefail
@@ -14,8 +14,8 @@ npx tsc --noEmit -p . || status=1
 echo "== vitest (SQLite)"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$out/sqlite.json" || status=1
 
-echo "== vitest: API and integration tests on MariaDB"
-ARGONAUT_TEST_DB=mysql npx vitest run test/api test/integration --reporter=default --reporter=json --outputFile.json="$out/mysql.json" || status=1
+echo "== vitest: API and driver tests again on MariaDB"
+ARGONAUT_TEST_DB=mysql npx vitest run test/api test/driver --reporter=default --reporter=json --outputFile.json="$out/mysql.json" || status=1
 
 node -e '
   let passed = 0, failed = 0, skipped = 0;

@@ -63,7 +63,7 @@ export interface ListOptions {
 export async function listResource(ctx: Ctx, spec: ResourceSpec, opts: ListOptions = {}): Promise<void> {
   const { services } = ctx.state;
   const { db, config } = services;
-  const q = parseListQuery(ctx.query as Record<string, string | string[]>, spec, config.api.paginationMaxLimit, opts.reserved);
+  const q = parseListQuery(ctx.query as Record<string, string | string[]>, spec, config.api.paginationMaxLimit, opts.reserved, (v) => db.sequelize.escape(v));
   const conditions: WhereOptions[] = [q.where, ...(q.tagWhere as WhereOptions[])];
   if (opts.where) conditions.push(opts.where);
   if (spec.hidden) conditions.push(spec.hidden);

@@ -41,7 +41,13 @@ export function parseFields(query: QueryValues): string[] | null {
   return out.length > 0 ? out : null;
 }
 
-export function parseListQuery(query: QueryValues, spec: CollectionSpec, maxLimit: number, extraReserved: string[] = []): ListQuery {
+/** Quotes a string as an SQL literal of the database's dialect (sequelize.escape). */
+export type SqlQuote = (value: string) => string;
+
+/** Standard SQL quoting plus doubled backslashes (MySQL's default string syntax); pass the dialect's own. */
+const defaultQuote: SqlQuote = (t) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
+export function parseListQuery(query: QueryValues, spec: CollectionSpec, maxLimit: number, extraReserved: string[] = [], quote: SqlQuote = defaultQuote): ListQuery {
   const where: Record<string, unknown> = {};
   const carried: Array<[string, string]> = [];
   for (const [key, raw] of Object.entries(query)) {
@@ -52,7 +58,7 @@ export function parseListQuery(query: QueryValues, spec: CollectionSpec, maxLimi
     where[col.column] = filterValue(values[0]!, col.kind);
     carried.push([key, values[0]!]);
   }
-  const tagWhere = spec.hasTags ? tagFilters(query, spec.idColumn) : [];
+  const tagWhere = spec.hasTags ? tagFilters(query, spec.idColumn, quote) : [];
   for (const k of ['tags', 'tags-any', 'not-tags', 'not-tags-any']) for (const v of asList(query[k])) carried.push([k, v]);
   if (!spec.hasTags && ['tags', 'tags-any', 'not-tags', 'not-tags-any'].some((k) => query[k] !== undefined)) throw errors.invalidFilter();
 
@@ -101,13 +107,13 @@ function parseSort(query: QueryValues, spec: CollectionSpec): ListQuery['sort'] 
   if (sortParam) {
     for (const part of sortParam.split(',')) {
       const [api, dir] = part.trim().split(':');
-      items.push({ api: api!.trim(), dir: (dir ?? 'asc').trim() });
+      items.push({ api: api!.trim(), dir: (dir ?? 'asc').trim().toLowerCase() });
     }
   } else {
     const keys = asList(query.sort_key).join(',');
     if (keys) {
       const dirs = asList(query.sort_dir).join(',').split(',').filter(Boolean);
-      keys.split(',').forEach((api, i) => items.push({ api: api.trim(), dir: dirs[i]?.trim() ?? 'asc' }));
+      keys.split(',').forEach((api, i) => items.push({ api: api.trim(), dir: dirs[i]?.trim().toLowerCase() ?? 'asc' }));
     }
   }
   const sort: ListQuery['sort'] = [];
@@ -122,10 +128,10 @@ function parseSort(query: QueryValues, spec: CollectionSpec): ListQuery['sort'] 
   return sort;
 }
 
-function tagFilters(query: QueryValues, idColumn: string): ReturnType<typeof Sequelize.literal>[] {
+function tagFilters(query: QueryValues, idColumn: string, quote: SqlQuote): ReturnType<typeof Sequelize.literal>[] {
   const out: ReturnType<typeof Sequelize.literal>[] = [];
   const split = (k: string) => asList(query[k]).flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
-  const esc = (tags: string[]) => tags.map((t) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`).join(',');
+  const esc = (tags: string[]) => tags.map(quote).join(',');
   const all = (tags: string[]) =>
     `(SELECT resource_id FROM tag WHERE tag IN (${esc(tags)}) GROUP BY resource_id HAVING COUNT(DISTINCT tag) = ${new Set(tags).size})`;
   const any = (tags: string[]) => `(SELECT resource_id FROM tag WHERE tag IN (${esc(tags)}))`;

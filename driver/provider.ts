@@ -43,7 +43,8 @@ export interface ProviderChecks {
   pool?(pool: Row): void;
   listener?(listener: Row): void;
   l7policy?(policy: Row, listener: Row): void;
-  member?(member: Row, pool: Row, loadBalancer: Row): void;
+  /** `servesListeners`: some listener uses the pool as its default pool. */
+  member?(member: Row, pool: Row, loadBalancer: Row, servesListeners: boolean): void;
   healthMonitor?(monitor: Row, pool: Row): void;
   /** Validates flavor_data / availability_zone_data (already parsed JSON objects). */
   flavorData?(data: Record<string, unknown>): void;

@@ -47,6 +47,8 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
   const references: Body[] = [];
   const collect = (pool: Body | null | undefined) => {
     if (!pool) return;
+    // Octavia's _graph_create: every pool a listener or policy names must be named, reference or not.
+    if (!pool.name) throw errors.validation('Pools must be named when creating a fully populated loadbalancer.');
     if (isReference(pool)) references.push(pool);
     else definitions.push(pool);
   };
@@ -55,10 +57,7 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
     for (const p of (l.l7policies as Body[] | null) ?? []) collect(p.redirect_pool as Body | null);
   }
   if (listeners.length === 0 && definitions.length === 0) return;
-  if ([...references, ...definitions.filter((d) => references.length > 0 || listeners.length > 0)].some((p) => !p.name) && references.length > 0) {
-    throw errors.validation('Pools must be named when creating a fully populated loadbalancer.');
-  }
-  const names = definitions.map((d) => d.name).filter(Boolean);
+  const names = definitions.map((d) => d.name ?? null);
   if (new Set(names).size !== names.length) throw errors.validation('Pool names must be unique when creating a fully populated loadbalancer.');
   for (const ref of references) {
     if (!definitions.some((d) => d.name === ref.name)) throw errors.validation(`Pool '${ref.name}' was referenced but no full definition was found.`);
@@ -96,7 +95,6 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
       const key = `${member.address}/${member.protocol_port}`;
       if (seen.has(key)) throw errors.duplicateMember(member.address, member.protocol_port);
       seen.add(key);
-      checkWithProvider(driver, lb.provider, () => driver.checks.member?.(member, pool, lb));
       await db.models.member.create(member, { transaction: t });
       await replaceTags(services, member.id, m.tags, t);
     }

@@ -270,6 +270,10 @@ async function update(ctx: Ctx): Promise<void> {
     if ('admin_state_up' in body) set('admin_state_up', body.admin_state_up ?? false);
     if ('connection_limit' in body) set('connection_limit', body.connection_limit ?? -1);
     if ('sni_container_refs' in body) set('sni_container_refs', JSON.stringify(body.sni_container_refs ?? []));
+    const tlsRefsInBody = !!(body.default_tls_container_ref || body.client_ca_tls_container_ref || (body.sni_container_refs as string[] | null)?.length);
+    if (LVS_PROTOCOLS.includes(protocol) && (tlsRefsInBody || (body.insert_headers && Object.keys(body.insert_headers).length))) {
+      throw errors.validation(`${protocol} protocol listener does not support TLS or header insertion.`);
+    }
     if ('insert_headers' in body) {
       if (body.insert_headers) checkInsertHeaders(Object.keys(body.insert_headers as Row), protocol);
       set('insert_headers', JSON.stringify(body.insert_headers ?? {}));
@@ -282,15 +286,15 @@ async function update(ctx: Ctx): Promise<void> {
     if ('client_authentication' in body) set('client_authentication', body.client_authentication ?? 'NONE');
     if ('hsts_include_subdomains' in body) set('hsts_include_subdomains', body.hsts_include_subdomains ?? false);
     if ('hsts_preload' in body) set('hsts_preload', body.hsts_preload ?? false);
-    const tlsDefault = protocol === 'TERMINATED_HTTPS';
-    if ('tls_ciphers' in body) set('tls_ciphers', body.tls_ciphers ?? (tlsDefault ? d.tlsCiphers : null));
+    // null resets to the configured defaults whatever the protocol (Octavia's _set_default_on_none).
+    if ('tls_ciphers' in body) set('tls_ciphers', body.tls_ciphers ?? d.tlsCiphers);
     if ('tls_versions' in body) {
       checkTlsVersions(body.tls_versions as string[] | null, config.api.minimumTlsVersion);
-      set('tls_versions', JSON.stringify(body.tls_versions ?? (tlsDefault ? d.tlsVersions : null)));
+      set('tls_versions', JSON.stringify(body.tls_versions ?? d.tlsVersions));
     }
     if ('alpn_protocols' in body) {
       checkAlpnProtocols(body.alpn_protocols as string[] | null);
-      set('alpn_protocols', JSON.stringify(body.alpn_protocols ?? (tlsDefault ? d.alpnProtocols : null)));
+      set('alpn_protocols', JSON.stringify(body.alpn_protocols ?? d.alpnProtocols));
     }
     if ('allowed_cidrs' in body) {
       const cidrs = normalizeCidrs(body.allowed_cidrs as string[] | null);

@@ -102,6 +102,9 @@ async function poolAndLock(ctx: Ctx, t: Transaction): Promise<{ pool: Row; lb: R
   return { pool, lb };
 }
 
+const poolServesListeners = async (services: Services, poolId: string, t: Transaction) =>
+  (await services.db.models.listener.count({ where: { default_pool_id: poolId }, transaction: t })) > 0;
+
 const hasMonitor = async (services: Services, poolId: string, t: Transaction) =>
   (await services.db.models.health_monitor.count({ where: { pool_id: poolId }, transaction: t })) > 0;
 
@@ -122,7 +125,8 @@ async function create(ctx: Ctx): Promise<void> {
     const duplicate = await db.models.member.count({ where: { pool_id: pool.id, address: member.address, protocol_port: member.protocol_port }, transaction: t });
     if (duplicate) throw errors.duplicateMember(member.address, member.protocol_port);
     const driver = providerOf(services, lb.provider);
-    checkWithProvider(driver, lb.provider, () => driver.checks.member?.(member, pool, lb));
+    const servesListeners = await poolServesListeners(services, pool.id, t);
+    checkWithProvider(driver, lb.provider, () => driver.checks.member?.(member, pool, lb, servesListeners));
     await db.models.member.create(member, { transaction: t });
     await replaceTags(services, member.id, body.tags, t);
     await setStatus(services, 'pool', [pool.id], 'PENDING_UPDATE', t);
@@ -249,9 +253,10 @@ async function batchUpdate(ctx: Ctx): Promise<void> {
     const deleted = additiveOnly ? [] : existing.filter((m) => !keys.includes(`${m.address}/${m.protocol_port}`));
     if (created.length + updated.length + deleted.length === 0) return false;
     await checkQuota(ctx, lb.project_id, 'member', created.length - deleted.length, t);
+    const servesListeners = await poolServesListeners(services, pool.id, t);
     for (const member of created) {
       const { tags, ...rowValues } = member;
-      checkWithProvider(driver, lb.provider, () => driver.checks.member?.(rowValues, pool, lb));
+      checkWithProvider(driver, lb.provider, () => driver.checks.member?.(rowValues, pool, lb, servesListeners));
       await db.models.member.create(rowValues, { transaction: t });
       await replaceTags(services, member.id, tags, t);
     }

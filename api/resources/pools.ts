@@ -226,10 +226,11 @@ async function update(ctx: Ctx): Promise<void> {
     }
     const tlsEnabled = 'tls_enabled' in body ? ((body.tls_enabled as boolean | null) ?? false) : Boolean(current.tls_enabled);
     if ('tls_enabled' in body) values.tls_enabled = tlsEnabled;
-    if ('tls_ciphers' in body) values.tls_ciphers = body.tls_ciphers ?? (tlsEnabled ? d.tlsCiphers : null);
+    // null resets ciphers and versions to the configured defaults, as Octavia's pool PUT does.
+    if ('tls_ciphers' in body) values.tls_ciphers = body.tls_ciphers ?? d.tlsCiphers;
     if ('tls_versions' in body) {
       checkTlsVersions(body.tls_versions as string[] | null, config.api.minimumTlsVersion);
-      values.tls_versions = JSON.stringify(body.tls_versions ?? (tlsEnabled ? d.tlsVersions : null));
+      values.tls_versions = JSON.stringify(body.tls_versions ?? d.tlsVersions);
     }
     if ('alpn_protocols' in body) {
       checkAlpnProtocols(body.alpn_protocols as string[] | null);

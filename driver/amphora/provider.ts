@@ -50,8 +50,9 @@ export class AmphoraProvider extends WorkerProvider {
         throw new UnsupportedOptionError(`${listener.protocol} protocol listeners do not support L7 policies`);
       }
     },
-    member(member: Row, pool: Row, lb: Row) {
-      if (!LVS_PROTOCOLS.includes(pool.protocol)) return;
+    member(member: Row, pool: Row, lb: Row, servesListeners: boolean) {
+      // Octavia checks through the listeners of the pool: a standalone pool is not checked.
+      if (!LVS_PROTOCOLS.includes(pool.protocol) || !servesListeners) return;
       const vips = [lb.vip_address, ...parseJson<Array<{ ip_address: string | null }>>(lb.additional_vips, []).map((v) => v.ip_address)];
       const versions = new Set(vips.filter(Boolean).map((v) => ipVersion(v!)));
       if (!versions.has(ipVersion(member.address))) {

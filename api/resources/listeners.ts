@@ -314,6 +314,10 @@ async function update(ctx: Ctx): Promise<void> {
       throw errors.validation('A client authentication CA reference is required to specify a client authentication revocation list.');
     }
     checkCiphers(merged.tls_ciphers, config.api.tlsCipherProhibitList);
+    // Octavia's check_hsts_options_put words the missing max_age case differently from create.
+    if ((body.hsts_include_subdomains || body.hsts_preload) && (merged.hsts_max_age === null || merged.hsts_max_age === undefined)) {
+      throw errors.validation('Cannot enable hsts_include_subdomains or hsts_preload if hsts_max_age was not set as well.');
+    }
     if ('hsts_max_age' in body || 'hsts_include_subdomains' in body || 'hsts_preload' in body) checkHsts(merged);
     if ('default_pool_id' in body) {
       if (body.default_pool_id) await checkDefaultPool(services, lb.id, body.default_pool_id as string, protocol, t);

@@ -245,7 +245,9 @@ async function batchUpdate(ctx: Ctx): Promise<void> {
       if (match) {
         const { request_sriov: _ignored, ...rest } = body;
         const values = applyUpdate(rest);
-        if (Object.entries(values).some(([k, v]) => match[k] !== v) || 'tags' in body) updated.push([match, { ...values, tags: body.tags }]);
+        // Octavia updates every matched member (PENDING_UPDATE, sent to the provider) even when
+        // nothing changes; only an empty request on an empty pool is a no-op.
+        updated.push([match, { ...values, tags: body.tags }]);
       } else {
         created.push({ ...(await buildMember(services, lb, pool, monitored, body)), tags: body.tags });
       }

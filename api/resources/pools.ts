@@ -71,7 +71,7 @@ const UPDATABLE = ['name', 'description', 'admin_state_up', 'lb_algorithm', 'ses
 const putSchema: Schema = Object.fromEntries(UPDATABLE.map((k) => [k, { type: poolCreateFields[k]!.type }]));
 
 /** Session persistence rules shared by create and update; returns the JSON to store (or null). */
-function checkSessionPersistence(protocol: string, sp: Body | null | undefined): string | null {
+function checkSessionPersistence(protocol: string, sp: Body | null | undefined, update = false): string | null {
   if (!sp || Object.keys(sp).length === 0) return null;
   if (LVS_PROTOCOLS.includes(protocol)) {
     if (sp.type === 'SOURCE_IP' && sp.cookie_name) {
@@ -82,7 +82,8 @@ function checkSessionPersistence(protocol: string, sp: Body | null | undefined):
       throw errors.validation(`Session persistence of type ${sp.type} is not supported for UDP/SCTP protocol pools.`);
     }
   } else if (sp.persistence_timeout || sp.persistence_granularity) {
-    throw errors.validation('persistence_timeout and persistence_granularity is only for UDP and SCTP protocol pools.');
+    // Octavia's pool PUT still says "UDP protocol pools" (its POST says "UDP and SCTP").
+    throw errors.validation(`persistence_timeout and persistence_granularity is only for ${update ? 'UDP' : 'UDP and SCTP'} protocol pools.`);
   }
   if (sp.cookie_name) {
     if (sp.type !== 'APP_COOKIE') throw errors.validation('Field "cookie_name" can only be specified with session persistence of type "APP_COOKIE".');
@@ -222,7 +223,7 @@ async function update(ctx: Ctx): Promise<void> {
       const sp = body.session_persistence as Body | null;
       const existing = json<Row | null>(current.session_persistence, null);
       const merged = sp && Object.keys(sp).length ? { ...(existing && !sp.type ? { type: existing.type } : {}), ...sp } : null;
-      values.session_persistence = checkSessionPersistence(current.protocol, merged);
+      values.session_persistence = checkSessionPersistence(current.protocol, merged, true);
     }
     const tlsEnabled = 'tls_enabled' in body ? ((body.tls_enabled as boolean | null) ?? false) : Boolean(current.tls_enabled);
     if ('tls_enabled' in body) values.tls_enabled = tlsEnabled;

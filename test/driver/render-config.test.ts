@@ -61,7 +61,7 @@ describe('renderAmphoraConfig', () => {
     const p1 = config.pools.find((p) => p.name === 'p1')!;
     expect(p1.sessionPersistence).toEqual({ type: 'APP_COOKIE', cookieName: 'JSESSIONID' });
     expect(p1.healthMonitor).toMatchObject({ delay: 5000, timeout: 3000, maxRetries: 2, maxRetriesDown: 4, urlPath: '/health', expectedCodes: '200,202', httpVersion: '1.1', domainName: 'example.com' });
-    expect(p1.members.map((m) => [m.address, m.weight, m.backup, m.enabled])).toEqual([['127.0.0.11', 3, false, true], ['127.0.0.12', 1, true, false]]);
+    expect(p1.members.map((m) => [m.address, m.weight, m.backup, m.enabled]).sort()).toEqual([['127.0.0.11', 3, false, true], ['127.0.0.12', 1, true, false]]);
     const p2 = config.pools.find((p) => p.name === 'p2')!;
     expect(p2.sessionPersistence).toMatchObject({ type: 'SOURCE_IP' });
     expect(p2.members[0]!.monitorPort).toBe(9001);

@@ -1,10 +1,10 @@
 // GET on collections and single objects, shared by every resource.
-import { Op, type Transaction, type WhereOptions } from 'sequelize';
+import { DataTypes, Op, type Model, type ModelStatic, type Transaction, type WhereOptions } from 'sequelize';
 import type { Row } from '../common/db/database.ts';
 import type { TableName } from '../common/db/tables.ts';
 import { listScope, enforce } from './access.ts';
 import { errors } from './errors.ts';
-import { markerCondition, pageLinks, parseFields, parseListQuery, project, type CollectionSpec, type ColumnKind } from './list-query.ts';
+import { markerCondition, pageLinks, parseFields, parseListQuery, project, type CollectionSpec, type ColumnKind, type ListQuery } from './list-query.ts';
 import type { Ctx, Services } from './services.ts';
 import type { ApiObject } from './views.ts';
 
@@ -60,30 +60,25 @@ export interface ListOptions {
   reserved?: string[];
 }
 
-export async function listResource(ctx: Ctx, spec: ResourceSpec, opts: ListOptions = {}): Promise<void> {
-  const { services } = ctx.state;
-  const { db, config } = services;
-  const q = parseListQuery(ctx.query as Record<string, string | string[]>, spec, config.api.paginationMaxLimit, opts.reserved, (v) => db.sequelize.escape(v));
-  const conditions: WhereOptions[] = [q.where, ...(q.tagWhere as WhereOptions[])];
-  if (opts.where) conditions.push(opts.where);
-  if (spec.hidden) conditions.push(spec.hidden);
-  if (opts.authorizeParentProject !== undefined) {
-    enforce(ctx, spec.policy, 'get_all', opts.authorizeParentProject);
-  } else if (spec.projectScoped) {
-    const scope = listScope(ctx, spec.policy, q.projectId);
-    if (scope) conditions.push({ project_id: scope });
-  } else {
-    enforce(ctx, spec.policy, 'get_all', ctx.state.auth.projectId);
-    if (q.projectId !== undefined) throw errors.invalidFilter();
-  }
+/** Parses the list parameters of a request for `spec` (RBAC and project scoping are the caller's). */
+export function listQuery(ctx: Ctx, spec: ResourceSpec, reserved: string[] = []): ListQuery {
+  const { db, config } = ctx.state.services;
+  return parseListQuery(ctx.query as Record<string, string | string[]>, spec, config.api.paginationMaxLimit, reserved, (v) => db.sequelize.escape(v));
+}
+
+/** Renders one page of `spec`'s rows matching `q` and `conditions` as `{<plural>, <links key>}`. */
+export async function listPage(ctx: Ctx, spec: ResourceSpec, q: ListQuery, conditions: WhereOptions[]): Promise<void> {
+  const { db } = ctx.state.services;
+  const where: WhereOptions[] = [q.where, ...(q.tagWhere as WhereOptions[]), ...conditions];
+  if (spec.hidden) where.push(spec.hidden);
   const rows = await db.read(async () => {
     if (q.marker) {
       const marker = (await db.models[spec.table].findOne({ where: { [spec.idColumn]: q.marker }, raw: true })) as Row | null;
       if (!marker) throw errors.invalidMarker(q.marker);
-      conditions.push(markerCondition(q.sort, marker, q.pageReverse));
+      where.push(markerCondition(q.sort, datesOf(db.models[spec.table], marker), q.pageReverse));
     }
     return (await db.models[spec.table].findAll({
-      where: { [Op.and]: conditions },
+      where: { [Op.and]: where },
       order: q.sort.map((s) => [s.column, s.dir.toUpperCase()]),
       limit: q.limit ?? undefined,
       raw: true,
@@ -94,6 +89,31 @@ export async function listResource(ctx: Ctx, spec: ResourceSpec, opts: ListOptio
     [spec.plural]: objects.map((o) => project(o, q.fields)),
     [spec.linksKey]: pageLinks(baseUrl(ctx), q, objects, spec.idColumn),
   };
+}
+
+/** SQLite hands dates back as text: compare them as dates, like the column values. */
+function datesOf(model: ModelStatic<Model>, row: Row): Row {
+  const out: Row = { ...row };
+  for (const [name, attr] of Object.entries(model.getAttributes())) {
+    if (attr.type instanceof DataTypes.DATE && typeof out[name] === 'string') out[name] = new Date(out[name].replace(' +00:00', 'Z').replace(' ', 'T'));
+  }
+  return out;
+}
+
+export async function listResource(ctx: Ctx, spec: ResourceSpec, opts: ListOptions = {}): Promise<void> {
+  const q = listQuery(ctx, spec, opts.reserved);
+  const conditions: WhereOptions[] = [];
+  if (opts.where) conditions.push(opts.where);
+  if (opts.authorizeParentProject !== undefined) {
+    enforce(ctx, spec.policy, 'get_all', opts.authorizeParentProject);
+  } else if (spec.projectScoped) {
+    const scope = listScope(ctx, spec.policy, q.projectId);
+    if (scope) conditions.push({ project_id: scope });
+  } else {
+    enforce(ctx, spec.policy, 'get_all', ctx.state.auth.projectId);
+    if (q.projectId !== undefined) throw errors.invalidFilter();
+  }
+  await listPage(ctx, spec, q, conditions);
 }
 
 export async function showResource(ctx: Ctx, spec: ResourceSpec, row: Row, projectId: string | null = row.project_id ?? null): Promise<void> {

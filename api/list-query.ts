@@ -148,10 +148,7 @@ function tagFilters(query: QueryValues, idColumn: string, quote: SqlQuote): Retu
 }
 
 /** The keyset condition selecting rows after (or, reversed, before) the marker row. */
-export function markerCondition(sort: ListQuery['sort'], rawMarker: Row, reverse: boolean): WhereOptions {
-  // SQLite hands dates back as text; compare them as dates like the column values.
-  const marker: Row = { ...rawMarker };
-  for (const k of ['created_at', 'updated_at']) if (typeof marker[k] === 'string') marker[k] = new Date(marker[k].replace(' +00:00', 'Z').replace(' ', 'T'));
+export function markerCondition(sort: ListQuery['sort'], marker: Row, reverse: boolean): WhereOptions {
   const ors: WhereOptions[] = [];
   sort.forEach((s, i) => {
     const and: Record<string, unknown> = {};

@@ -4,12 +4,11 @@ import type Router from '@koa/router';
 import { Op, type WhereOptions } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
-import { col, findOr404, showResource, type ResourceSpec } from '../collection.ts';
+import { col, findOr404, listPage, listQuery, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { lockLoadBalancer, now, providerOf, setStatus } from '../mutations.ts';
 import type { Ctx, Services } from '../services.ts';
 import { formatTime, type ApiObject } from '../views.ts';
-import { listPage, listQuery } from './availability-zones.ts';
 
 async function amphoraViews(_db: Services['db'], rows: Row[]): Promise<ApiObject[]> {
   return rows.map((r) => ({
@@ -92,7 +91,7 @@ async function list(ctx: Ctx): Promise<void> {
     const lbs = (await db.read(() => db.models.load_balancer.findAll({ where: { project_id: q.projectId }, attributes: ['id'], raw: true }))) as Row[];
     conditions.push({ load_balancer_id: { [Op.in]: lbs.map((lb) => lb.id) } });
   }
-  await listPage(ctx, amphoraSpec, q, conditions, 'id');
+  await listPage(ctx, amphoraSpec, q, conditions);
 }
 
 async function show(ctx: Ctx): Promise<void> {

@@ -1,69 +1,16 @@
 // /v2/lbaas/availabilityzones (keyed by name; readable by every project, managed by admins) and
-// /v2/lbaas/availabilityzoneprofiles (admin only; same handlers as flavor profiles). Also holds
-// listPage, the list helper for collections that collection.ts's listResource cannot serve
-// (objects keyed by something other than `id`, extra filters).
+// /v2/lbaas/availabilityzoneprofiles (admin only; same handlers as flavor profiles).
 import type Router from '@koa/router';
-import { DataTypes, Op, UniqueConstraintError, type Model, type ModelStatic, type Transaction, type WhereOptions } from 'sequelize';
+import { Op, UniqueConstraintError, type Transaction } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
-import { col, showResource, type ResourceSpec } from '../collection.ts';
+import { col, listPage, listQuery, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { markerCondition, pageLinks, parseListQuery, project, type ListQuery } from '../list-query.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import type { ApiObject } from '../views.ts';
 import { NIL_UUID, profileRoutes, profileViews, type ProfileKind } from './flavors.ts';
-
-// ---- list helper --------------------------------------------------------------------------------
-
-function baseUrl(ctx: Ctx): string {
-  const configured = ctx.state.services.config.api.apiBaseUri;
-  if (configured) return `${configured.replace(/\/$/, '')}${ctx.path}`;
-  return `${ctx.protocol}://${ctx.host}${ctx.path}`;
-}
-
-/** Raw SQLite rows hold dates as text; compare them as dates (Sequelize warns about the text form). */
-function datesOf(model: ModelStatic<Model>, row: Row): Row {
-  const out: Row = { ...row };
-  for (const [name, attr] of Object.entries(model.getAttributes())) {
-    if (attr.type instanceof DataTypes.DATE && typeof out[name] === 'string') out[name] = new Date(out[name].replace(' +00:00', 'Z').replace(' ', 'T'));
-  }
-  return out;
-}
-
-/** Parses the list parameters of ctx for spec (RBAC and project scoping are the caller's job). */
-export function listQuery(ctx: Ctx, spec: ResourceSpec): ListQuery {
-  return parseListQuery(ctx.query as Record<string, string | string[]>, spec, ctx.state.services.config.api.paginationMaxLimit);
-}
-
-/**
- * One page of spec's rows matching q and `conditions`, rendered as `{<plural>, <links key>}`;
- * page-link markers are the value of the object's `key` attribute (the spec's idColumn).
- */
-export async function listPage(ctx: Ctx, spec: ResourceSpec, q: ListQuery, conditions: WhereOptions[], key: string): Promise<void> {
-  const { db } = ctx.state.services;
-  const where: WhereOptions[] = [q.where, ...(q.tagWhere as WhereOptions[]), ...conditions];
-  if (spec.hidden) where.push(spec.hidden);
-  const rows = await db.read(async () => {
-    if (q.marker) {
-      const marker = (await db.models[spec.table].findOne({ where: { [spec.idColumn]: q.marker }, raw: true })) as Row | null;
-      if (!marker) throw errors.invalidMarker(q.marker);
-      where.push(markerCondition(q.sort, datesOf(db.models[spec.table], marker), q.pageReverse));
-    }
-    return (await db.models[spec.table].findAll({
-      where: { [Op.and]: where },
-      order: q.sort.map((s) => [s.column, s.dir.toUpperCase()]),
-      limit: q.limit ?? undefined,
-      raw: true,
-    })) as Row[];
-  });
-  const objects = await db.read(() => spec.view(db, rows));
-  ctx.body = {
-    [spec.plural]: objects.map((o) => project(o, q.fields)),
-    [spec.linksKey]: pageLinks(baseUrl(ctx), q, objects.map((o) => ({ id: String(o[key]) }))),
-  };
-}
 
 // ---- availability zones ---------------------------------------------------------------------------
 
@@ -126,7 +73,7 @@ async function listZones(ctx: Ctx): Promise<void> {
   enforce(ctx, 'availability-zone', 'get_all', callerProject(ctx));
   const q = listQuery(ctx, availabilityZoneSpec);
   if (q.projectId !== undefined) throw errors.invalidFilter();
-  await listPage(ctx, availabilityZoneSpec, q, [], 'name');
+  await listPage(ctx, availabilityZoneSpec, q, []);
 }
 
 async function showZone(ctx: Ctx): Promise<void> {

@@ -4,14 +4,13 @@ import type Router from '@koa/router';
 import { UniqueConstraintError } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
 import { enforce, listScope } from '../access.ts';
-import { col, type ResourceSpec } from '../collection.ts';
+import { col, listPage, listQuery, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { quotaDefault, type QuotaKind } from '../mutations.ts';
 import { parseRequest, type Schema } from '../schema/object.ts';
 import { integer } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import type { ApiObject } from '../views.ts';
-import { listPage, listQuery } from './availability-zones.ts';
 
 const KINDS: QuotaKind[] = ['load_balancer', 'listener', 'pool', 'health_monitor', 'member', 'l7policy', 'l7rule'];
 
@@ -97,7 +96,7 @@ async function readQuota(services: Services, projectId: string): Promise<Row | n
 async function list(ctx: Ctx): Promise<void> {
   const q = listQuery(ctx, quotaSpec);
   const scope = listScope(ctx, 'quota', q.projectId);
-  await listPage(ctx, quotaSpec, q, scope ? [{ project_id: scope }] : [], 'project_id');
+  await listPage(ctx, quotaSpec, q, scope ? [{ project_id: scope }] : []);
 }
 
 async function show(ctx: Ctx): Promise<void> {

@@ -20,6 +20,7 @@ export function connectToBackend(
   req: SelectRequest,
   connectTimeoutMs: number,
   done: (conn: MemberConnection | null, lastError: Error | null) => void,
+  onread?: net.OnReadOpts,
 ): void {
   const tried = new Set<Server>();
   let attempts = 0;
@@ -31,23 +32,37 @@ export function connectToBackend(
     attempts++;
     tried.add(server);
     server.counters.activeConnections++;
-    openSocket(server, connectTimeoutMs, (err, socket) => {
-      if (err !== null) {
-        server.counters.activeConnections--;
-        server.counters.requestErrors++;
-        backend.failed(server);
-        return attempt(err);
-      }
-      server.counters.totalConnections++;
-      done({ socket: socket as net.Socket, server }, null);
-    });
+    openSocket(
+      server,
+      connectTimeoutMs,
+      (err, socket) => {
+        if (err !== null) {
+          server.counters.activeConnections--;
+          server.counters.requestErrors++;
+          backend.failed(server);
+          return attempt(err);
+        }
+        server.counters.totalConnections++;
+        done({ socket: socket as net.Socket, server }, null);
+      },
+      onread,
+    );
   };
   attempt(null);
 }
 
-/** Opens a TCP connection to a server with a connect timeout; the socket comes back without listeners. */
-export function openSocket(server: Server, timeoutMs: number, done: (err: Error | null, socket?: net.Socket) => void): void {
-  const socket = net.connect({ host: server.address, port: server.port, noDelay: true, allowHalfOpen: true });
+/**
+ * Opens a TCP connection to a server with a connect timeout; the socket comes back without listeners.
+ * `onread` makes the socket read into caller-provided buffers instead of emitting 'data'.
+ */
+export function openSocket(
+  server: Server,
+  timeoutMs: number,
+  done: (err: Error | null, socket?: net.Socket) => void,
+  onread?: net.OnReadOpts,
+): void {
+  // Member addresses are IP literals: net skips the resolver for them.
+  const socket = net.connect({ host: server.address, port: server.port, noDelay: true, allowHalfOpen: true, onread });
   let settled = false;
   const finish = (err: Error | null) => {
     if (settled) return;

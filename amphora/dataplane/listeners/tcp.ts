@@ -5,6 +5,7 @@ import { plainAddress } from '../net/address.ts';
 import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
 import { StreamFrontend, type Session } from './frontend.ts';
 import { connectToBackend } from './member-connect.ts';
+import { readBuffers } from './read-buffers.ts';
 
 /** A TCP (or TLS pass-through) listener: each client connection is spliced to one member connection. */
 export class TcpFrontend extends StreamFrontend {
@@ -26,6 +27,11 @@ class TcpSession implements Session {
   private backend: Backend | undefined;
   private initial: Buffer[] = [];
   private closed = false;
+  /**
+   * Member → client fast path: the member socket reads into this buffer (see read-buffers.ts), null when
+   * this session uses the ordinary stream path.
+   */
+  private readBuffer: Buffer | null = null;
 
   constructor(
     private readonly frontend: TcpFrontend,
@@ -67,6 +73,10 @@ class TcpSession implements Session {
     const backend = this.backend as Backend;
     const { client } = this;
     const req = { sourceAddress: plainAddress(client.remoteAddress), sourcePort: client.remotePort ?? 0 };
+    this.readBuffer = readBuffers.take();
+    // Bound methods rather than arrow functions: tsx (esbuild keepNames) renames every named closure it creates.
+    const onread =
+      this.readBuffer === null ? undefined : { buffer: this.nextReadBuffer.bind(this), callback: this.forwardFromMember.bind(this) };
     connectToBackend(backend, req, this.frontend.config.timeouts.memberConnect, (conn) => {
       if (this.closed) {
         if (conn !== null) {
@@ -83,7 +93,7 @@ class TcpSession implements Session {
       this.server = conn.server;
       backend.succeeded(conn.server);
       this.splice(conn.socket, backend);
-    });
+    }, onread);
   }
 
   private splice(member: net.Socket, backend: Backend): void {
@@ -107,8 +117,35 @@ class TcpSession implements Session {
     for (const chunk of this.initial) member.write(chunk);
     this.initial = [];
     client.pipe(member);
-    member.pipe(client);
+    if (this.readBuffer === null) {
+      member.pipe(client);
+    } else {
+      // What pipe() would do for this direction: end after end, resume after the client drained.
+      member.on('end', () => client.end());
+      client.on('drain', () => {
+        if (!this.closed) member.resume();
+      });
+      member.resume();
+    }
     client.resume();
+  }
+
+  /**
+   * A member chunk read into this session's buffer (onread): written to the client at once. A write that
+   * does not complete in the call keeps referencing the buffer, so the next read gets a new one; reading
+   * stops until the client drains when its queue is full.
+   */
+  private forwardFromMember(length: number, buffer: Uint8Array): boolean {
+    const { client } = this;
+    if (this.closed || client.destroyed) return false;
+    const more = client.write(length === buffer.length ? buffer : buffer.subarray(0, length));
+    if (client.writableLength > 0) this.readBuffer = readBuffers.replace();
+    return more;
+  }
+
+  /** `onread` asks, after every read, for the buffer of the next one. */
+  private nextReadBuffer(): Buffer {
+    return this.readBuffer ?? readBuffers.replace();
   }
 
   drain(): void {
@@ -121,8 +158,11 @@ class TcpSession implements Session {
     this.client.destroy();
     const member = this.member;
     const server = this.server;
+    member?.destroy();
+    // The member socket is closed (no more reads) and no pending write holds the buffer.
+    readBuffers.give(this.readBuffer);
+    this.readBuffer = null;
     if (member !== null && server !== null) {
-      member.destroy();
       server.counters.activeConnections--;
       server.counters.bytesIn += member.bytesWritten;
       server.counters.bytesOut += member.bytesRead;

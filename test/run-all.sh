@@ -11,8 +11,14 @@ status=0
 echo "== typecheck"
 npx tsc --noEmit -p . || status=1
 
+# These restart RabbitMQ, so they run one at a time after everything else.
+broker_restarts=(test/integration/amqp.test.ts test/amphora-agent/agent-amqp.test.ts)
+
 echo "== vitest (SQLite)"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$out/sqlite.json" || status=1
+npx vitest run "${broker_restarts[@]/#/--exclude=}" --reporter=default --reporter=json --outputFile.json="$out/sqlite.json" || status=1
+
+echo "== vitest: tests that restart RabbitMQ, one file at a time"
+npx vitest run "${broker_restarts[@]}" --no-file-parallelism --reporter=default --reporter=json --outputFile.json="$out/broker.json" || status=1
 
 echo "== vitest: API and driver tests again on MariaDB"
 ARGONAUT_TEST_DB=mysql npx vitest run test/api test/driver --reporter=default --reporter=json --outputFile.json="$out/mysql.json" || status=1
@@ -25,6 +31,6 @@ node -e '
     skipped += r.numPendingTests + (r.numTodoTests ?? 0);
   }
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-' "$out/sqlite.json" "$out/mysql.json"
+ ' "$out/sqlite.json" "$out/broker.json" "$out/mysql.json"
 rm -rf "$out"
 exit $status

@@ -1,0 +1,150 @@
+#!/usr/bin/env -S npx tsx
+// The amphora agent: one process per amphora (see amphora/README.md, "The agent").
+import { parseArgs } from 'node:util';
+import { Agent } from '../amphora/agent/agent.ts';
+import { AgentSettingsError, loadAgentSettings, type AgentSettings } from '../amphora/agent/settings.ts';
+import { LocalDataPlane, type DataPlane } from '../amphora/dataplane/dataplane.ts';
+import { ClusterDataPlane } from '../amphora/dataplane/workers/cluster.ts';
+import { createLogger, type Logger } from '../common/logging.ts';
+import { AmqpTransport } from '../common/transport/amqp-transport.ts';
+
+const HELP = `argonaut-amphora: the amphora agent (one process per amphora)
+
+Connects to RabbitMQ as the amphora, fetches its configuration from the controller (retrying with
+back-off; nothing is served until a configuration arrives), applies every configuration atomically to
+the data plane and acknowledges it with the applied configVersion, serves the controller's orders in
+order, sends a heartbeat (listener/pool/member status and traffic deltas) every heartbeatIntervalMs,
+and fetches its configuration again after each reconnection to RabbitMQ.
+
+Usage: argonaut-amphora --config FILE [--log-level LEVEL]
+
+Options:
+  --config FILE       Agent settings, YAML or JSON:
+                        amphoraId: <uuid>                   required
+                        key: <hex>  | keyFile: <path>       exactly one: deriveAmphoraKey(masterKey, amphoraId)
+                                                            in hex (keyFile relative to the settings file)
+                        messaging: {url, prefix, ...}       transport options (common/transport);
+                                                            initialConnectTimeoutMs defaults to null (retry forever)
+                        heartbeatIntervalMs: 10000
+                        configFetch: {timeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 30000, factor: 2, jitter: 0.2}
+                        reconnectCheckMs: 250
+                        dataplane: {workers: <cores>, drainTimeoutMs: 30000}
+                        logLevel: info
+  --log-level LEVEL   Overrides logLevel: trace, debug, info, warn, error, fatal, silent.
+  -h, --help          Show this help.
+
+Signals: SIGTERM and SIGINT stop the heartbeats and the orders, let the order being handled finish,
+drain the data plane's connections (up to dataplane.drainTimeoutMs), close the transport (waiting up
+to messaging.drainTimeoutMs for answers and unconfirmed heartbeats) and exit 0. The controller's
+"shutdown" command does the same.
+Logs: pino JSON lines on stdout.
+Exit status: 0 after a clean stop, 1 when start-up or the stop failed, 2 for bad arguments or settings.
+`;
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+function readArgs(argv: string[]): { config: string; logLevel?: string } | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return null;
+  if (values.config === undefined) throw new Error('--config FILE is required');
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !LOG_LEVELS.has(logLevel)) throw new Error(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  return { config: values.config, logLevel };
+}
+
+async function createDataPlane(settings: AgentSettings, log: Logger): Promise<DataPlane> {
+  const dpLog = log.child({ component: 'dataplane' });
+  if (settings.dataplane.workers === 0) return new LocalDataPlane({ log: dpLog });
+  const cluster = new ClusterDataPlane({ workers: settings.dataplane.workers, log: dpLog, logLevel: settings.logLevel });
+  await cluster.start();
+  return cluster;
+}
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof readArgs>;
+  try {
+    args = readArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`argonaut-amphora: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args === null) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let settings: AgentSettings;
+  try {
+    settings = await loadAgentSettings(args.config);
+  } catch (err) {
+    if (!(err instanceof AgentSettingsError)) throw err;
+    process.stderr.write(`argonaut-amphora: ${err.message}\n`);
+    return 2;
+  }
+  if (args.logLevel !== undefined) settings.logLevel = args.logLevel as AgentSettings['logLevel'];
+
+  // The transport and the data plane add their own `component`; the agent's events have component "agent".
+  const root = createLogger('argonaut-amphora', settings.logLevel).child({ amphoraId: settings.amphoraId });
+  const log = root.child({ component: 'agent' });
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled promise rejection');
+    process.exit(1);
+  });
+
+  let dataPlane: DataPlane;
+  try {
+    dataPlane = await createDataPlane(settings, root);
+  } catch (err) {
+    log.fatal({ err }, 'cannot start the data plane');
+    return 1;
+  }
+  const agent = new Agent({
+    amphoraId: settings.amphoraId,
+    connect: () =>
+      AmqpTransport.connect({
+        ...settings.messaging,
+        identity: { role: 'amphora', amphoraId: settings.amphoraId, key: settings.key },
+        logger: root,
+      }),
+    dataPlane,
+    log,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    configFetch: settings.configFetch,
+    reconnectCheckMs: settings.reconnectCheckMs,
+    drainTimeoutMs: settings.dataplane.drainTimeoutMs,
+    transportDrainTimeoutMs: settings.messaging.drainTimeoutMs,
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      log.info({ signal }, 'signal received');
+      void agent.stop(signal);
+    });
+  }
+  let startFailed = false;
+  agent.start().catch((err: unknown) => {
+    startFailed = true;
+    log.fatal({ err }, 'amphora agent failed to start');
+    void agent.stop('start-up failed');
+  });
+  const result = await agent.stopped;
+  return result.clean && !startFailed ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`argonaut-amphora: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

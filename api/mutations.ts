@@ -34,10 +34,11 @@ export async function setStatus(services: Services, table: TableName, ids: strin
   await services.db.models[table].update({ provisioning_status: status, updated_at: now() }, { where: { id: ids }, transaction: t });
 }
 
-export async function replaceTags(services: Services, resourceId: string, tags: unknown, t: Transaction): Promise<void> {
+/** Sets an object's tags (absent or null: unchanged). `fresh`: the object is new, it has none yet. */
+export async function replaceTags(services: Services, resourceId: string, tags: unknown, t: Transaction, fresh = false): Promise<void> {
   if (tags === undefined || tags === null) return;
   const list = [...new Set(tags as string[])];
-  await services.db.models.tag.destroy({ where: { resource_id: resourceId }, transaction: t });
+  if (!fresh) await services.db.models.tag.destroy({ where: { resource_id: resourceId }, transaction: t });
   if (list.length) await services.db.models.tag.bulkCreate(list.map((tag) => ({ resource_id: resourceId, tag })), { transaction: t });
 }
 

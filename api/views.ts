@@ -1,6 +1,6 @@
 // Database rows -> Octavia API objects. Relations are loaded in batches, so a page of N objects
 // costs a fixed number of queries.
-import { Op, type Transaction } from 'sequelize';
+import { Op, QueryTypes, type Transaction } from 'sequelize';
 import type { Database, Row } from '../common/db/database.ts';
 
 export type ApiObject = Record<string, unknown>;
@@ -44,20 +44,48 @@ function common(row: Row, tags: Map<string, string[]>): ApiObject {
   };
 }
 
+/**
+ * The ids of a load balancer's listeners and pools and its tags in one query: each query costs a
+ * round trip (a system call each way), which is most of what a show or a list costs.
+ */
+async function loadBalancerRelations(db: Database, lbIds: string[], t?: Transaction) {
+  const tags = new Map<string, string[]>();
+  const listeners = new Map<string, Row[]>();
+  const pools = new Map<string, Row[]>();
+  if (lbIds.length === 0) return { tags, listeners, pools };
+  const rows = (await db.sequelize.query(
+    `SELECT 'l' AS kind, load_balancer_id AS owner, id AS value, created_at FROM listener WHERE load_balancer_id IN (:ids)
+     UNION ALL SELECT 'p', load_balancer_id, id, created_at FROM pool WHERE load_balancer_id IN (:ids)
+     UNION ALL SELECT 't', resource_id, tag, NULL FROM tag WHERE resource_id IN (:ids)`,
+    { replacements: { ids: lbIds }, type: QueryTypes.SELECT, transaction: t },
+  )) as Array<{ kind: string; owner: string; value: string; created_at: unknown }>;
+  const byCreation = (a: Row, b: Row) => String(formatTime(a.created_at)).localeCompare(String(formatTime(b.created_at))) || a.id.localeCompare(b.id);
+  for (const r of rows) {
+    if (r.kind === 't') tags.set(r.owner, [...(tags.get(r.owner) ?? []), r.value]);
+    else {
+      const target = r.kind === 'l' ? listeners : pools;
+      target.set(r.owner, [...(target.get(r.owner) ?? []), { id: r.value, created_at: r.created_at }]);
+    }
+  }
+  for (const list of tags.values()) list.sort();
+  for (const list of [...listeners.values(), ...pools.values()]) list.sort(byCreation);
+  return { tags, listeners, pools };
+}
+
 export async function loadBalancerViews(db: Database, rows: Row[], t?: Transaction): Promise<ApiObject[]> {
-  const lbIds = rows.map((r) => r.id);
-  const [tags, listeners, pools] = await Promise.all([
-    tagsOf(db, lbIds, t),
-    lbIds.length ? findAll(db, 'listener', { load_balancer_id: lbIds }, t, [['created_at', 'ASC'], ['id', 'ASC']]) : [],
-    lbIds.length ? findAll(db, 'pool', { load_balancer_id: lbIds }, t, [['created_at', 'ASC'], ['id', 'ASC']]) : [],
-  ]);
-  const byLbListeners = group(listeners, 'load_balancer_id');
-  const byLbPools = group(pools, 'load_balancer_id');
-  return rows.map((r) => ({
+  const relations = await loadBalancerRelations(db, rows.map((r) => r.id), t);
+  return rows.map((r) =>
+    loadBalancerView(r, { tags: relations.tags.get(r.id) ?? [], listeners: relations.listeners.get(r.id) ?? [], pools: relations.pools.get(r.id) ?? [] }),
+  );
+}
+
+/** One load balancer as the API shows it, from its row and its relations. */
+export function loadBalancerView(r: Row, rel: { tags: string[]; listeners: Row[]; pools: Row[] }): ApiObject {
+  return {
     id: r.id,
     name: r.name ?? '',
     description: r.description ?? '',
-    ...common(r, tags),
+    ...common(r, new Map([[r.id, rel.tags]])),
     vip_address: r.vip_address ?? null,
     vip_port_id: r.vip_port_id ?? null,
     vip_subnet_id: r.vip_subnet_id ?? null,
@@ -66,12 +94,12 @@ export async function loadBalancerViews(db: Database, rows: Row[], t?: Transacti
     vip_sg_ids: json<string[]>(r.vip_sg_ids, []),
     vip_vnic_type: r.vip_vnic_type ?? 'normal',
     additional_vips: json<Row[]>(r.additional_vips, []),
-    listeners: ids(byLbListeners.get(r.id) ?? []),
-    pools: ids(byLbPools.get(r.id) ?? []),
+    listeners: ids(rel.listeners),
+    pools: ids(rel.pools),
     provider: r.provider ?? 'octavia',
     flavor_id: r.flavor_id ?? null,
     availability_zone: r.availability_zone ?? null,
-  }));
+  };
 }
 
 export async function listenerViews(db: Database, rows: Row[], t?: Transaction): Promise<ApiObject[]> {

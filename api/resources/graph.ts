@@ -81,13 +81,13 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
     const pool = buildPool(services, lb, def);
     checkWithProvider(driver, lb.provider, () => driver.checks.pool?.(pool));
     await db.models.pool.create(pool, { transaction: t });
-    await replaceTags(services, pool.id, def.tags, t);
+    await replaceTags(services, pool.id, def.tags, t, true);
     poolRows.set(def, pool);
     const hm = def.healthmonitor as Body | null;
     if (hm) {
       const monitor = buildHealthMonitor(services, lb, pool, hm);
       await db.models.health_monitor.create(monitor, { transaction: t });
-      await replaceTags(services, monitor.id, hm.tags, t);
+      await replaceTags(services, monitor.id, hm.tags, t, true);
     }
     const seen = new Set<string>();
     for (const m of (def.members as Body[] | null) ?? []) {
@@ -96,7 +96,7 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
       if (seen.has(key)) throw errors.duplicateMember(member.address, member.protocol_port);
       seen.add(key);
       await db.models.member.create(member, { transaction: t });
-      await replaceTags(services, member.id, m.tags, t);
+      await replaceTags(services, member.id, m.tags, t, true);
     }
   }
   const poolFor = (ref: Body): Row => {
@@ -116,7 +116,7 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
     }
     checkWithProvider(driver, lb.provider, () => driver.checks.listener?.(listener));
     await db.models.listener.create(listener, { transaction: t });
-    await replaceTags(services, listener.id, item.tags, t);
+    await replaceTags(services, listener.id, item.tags, t, true);
     created.push(listener);
     for (const p of (item.l7policies as Body[] | null) ?? []) {
       const args = { ...p };
@@ -130,13 +130,13 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
       checkWithProvider(driver, lb.provider, () => driver.checks.l7policy?.(policy, listener));
       await placePolicy(services, policy, t);
       await db.models.l7policy.create(policy, { transaction: t });
-      await replaceTags(services, policy.id, p.tags, t);
+      await replaceTags(services, policy.id, p.tags, t, true);
       const rules = (p.rules as Body[] | null) ?? [];
       if (rules.length > 50) throw errors.tooManyRules(policy.id);
       for (const r of rules) {
         const rule = buildRule(lb, policy, r);
         await db.models.l7rule.create(rule, { transaction: t });
-        await replaceTags(services, rule.id, r.tags, t);
+        await replaceTags(services, rule.id, r.tags, t, true);
       }
     }
   }

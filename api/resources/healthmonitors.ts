@@ -142,7 +142,7 @@ async function create(ctx: Ctx): Promise<void> {
     const driver = providerOf(services, lb.provider);
     checkWithProvider(driver, lb.provider, () => driver.checks.healthMonitor?.(monitor, pool));
     await db.models.health_monitor.create(monitor, { transaction: t });
-    await replaceTags(services, monitor.id, body.tags, t);
+    await replaceTags(services, monitor.id, body.tags, t, true);
     await setStatus(services, 'pool', [pool.id], 'PENDING_UPDATE', t);
     await markPoolParents(services, pool, t);
     provider = lb.provider;

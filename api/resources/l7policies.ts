@@ -152,7 +152,7 @@ async function create(ctx: Ctx): Promise<void> {
     checkWithProvider(driver, lb.provider, () => driver.checks.l7policy?.(policy, listener));
     await placePolicy(services, policy, t);
     await db.models.l7policy.create(policy, { transaction: t });
-    await replaceTags(services, policy.id, body.tags, t);
+    await replaceTags(services, policy.id, body.tags, t, true);
     await setStatus(services, 'listener', [listener.id], 'PENDING_UPDATE', t);
     await setStatus(services, 'load_balancer', [lb.id], 'PENDING_UPDATE', t);
     provider = lb.provider;

@@ -166,7 +166,7 @@ async function create(ctx: Ctx): Promise<void> {
     requireActive(lb, 'Load Balancer');
     if ((await db.models.l7rule.count({ where: { l7policy_id: policy.id }, transaction: t })) >= MAX_RULES) throw errors.tooManyRules(policy.id);
     await db.models.l7rule.create(rule, { transaction: t });
-    await replaceTags(services, rule.id, body.tags, t);
+    await replaceTags(services, rule.id, body.tags, t, true);
     await setStatus(services, 'l7policy', [policy.id], 'PENDING_UPDATE', t);
     await setStatus(services, 'listener', [listener.id], 'PENDING_UPDATE', t);
     await setStatus(services, 'load_balancer', [lb.id], 'PENDING_UPDATE', t);

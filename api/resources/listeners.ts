@@ -237,7 +237,7 @@ async function create(ctx: Ctx): Promise<void> {
     const listener = await buildListener(services, lb, body, t);
     checkWithProvider(driver, lb.provider, () => driver.checks.listener?.(listener));
     await db.models.listener.create(listener, { transaction: t });
-    await replaceTags(services, listener.id, body.tags, t);
+    await replaceTags(services, listener.id, body.tags, t, true);
     await setStatus(services, 'load_balancer', [lbId], 'PENDING_UPDATE', t);
     return listener;
   });

@@ -10,7 +10,7 @@ import { checkQuota, lockLoadBalancer, newId, now, providerOf, replaceTags, setS
 import { object, parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, ipAddress, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
-import { json, loadBalancerViews, fullLoadBalancerView } from '../views.ts';
+import { json, loadBalancerView, loadBalancerViews, fullLoadBalancerView } from '../views.ts';
 import { resolveVip } from '../vip.ts';
 import { createGraphChildren, graphItemSchemas } from './graph.ts';
 import { statusTree } from './status-tree.ts';
@@ -128,13 +128,18 @@ async function create(ctx: Ctx): Promise<void> {
     lb.vip_network_id = allocation.networkId;
     lb.additional_vips = JSON.stringify(allocation.additionalVips);
     await db.models.load_balancer.create(lb, { transaction: t });
-    await replaceTags(services, lbId, body.tags, t);
+    await replaceTags(services, lbId, body.tags, t, true);
     await createGraphChildren(ctx, lb, driver, body, t);
     return lb;
   });
   driver.submit({ kind: 'loadbalancer', action: 'create', loadBalancerId: lbId });
   ctx.status = 201;
-  ctx.body = { loadbalancer: await db.read(() => fullLoadBalancerView(db, row)) };
+  const hasChildren = ((body.listeners as unknown[] | null)?.length ?? 0) + ((body.pools as unknown[] | null)?.length ?? 0) > 0;
+  ctx.body = {
+    loadbalancer: hasChildren
+      ? await db.read(() => fullLoadBalancerView(db, row))
+      : loadBalancerView(row, { tags: [...new Set((body.tags as string[] | null) ?? [])].sort(), listeners: [], pools: [] }),
+  };
 }
 
 async function resolveProviderAndFlavor(services: Services, body: Body): Promise<{ provider: string; topology: string | null }> {

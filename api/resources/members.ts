@@ -128,7 +128,7 @@ async function create(ctx: Ctx): Promise<void> {
     const servesListeners = await poolServesListeners(services, pool.id, t);
     checkWithProvider(driver, lb.provider, () => driver.checks.member?.(member, pool, lb, servesListeners));
     await db.models.member.create(member, { transaction: t });
-    await replaceTags(services, member.id, body.tags, t);
+    await replaceTags(services, member.id, body.tags, t, true);
     await setStatus(services, 'pool', [pool.id], 'PENDING_UPDATE', t);
     await markPoolParents(services, pool, t);
     provider = lb.provider;
@@ -260,7 +260,7 @@ async function batchUpdate(ctx: Ctx): Promise<void> {
       const { tags, ...rowValues } = member;
       checkWithProvider(driver, lb.provider, () => driver.checks.member?.(rowValues, pool, lb, servesListeners));
       await db.models.member.create(rowValues, { transaction: t });
-      await replaceTags(services, member.id, tags, t);
+      await replaceTags(services, member.id, tags, t, true);
     }
     for (const [member, { tags, ...values }] of updated) {
       await db.models.member.update({ ...values, provisioning_status: 'PENDING_UPDATE', updated_at: now() }, { where: { id: member.id }, transaction: t });

@@ -178,7 +178,7 @@ async function create(ctx: Ctx): Promise<void> {
     // Octavia locks the load balancer only: a listener in ERROR can still get a default pool.
     requireActive(lb, 'Load Balancer');
     await db.models.pool.create(pool, { transaction: t });
-    await replaceTags(services, pool.id, body.tags, t);
+    await replaceTags(services, pool.id, body.tags, t, true);
     if (listener) {
       await db.models.listener.update({ default_pool_id: pool.id, provisioning_status: 'PENDING_UPDATE', updated_at: now() }, { where: { id: listener.id }, transaction: t });
     }

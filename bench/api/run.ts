@@ -120,6 +120,9 @@ async function main(): Promise<void> {
   ];
   const results: Record<string, Record<string, { rps?: number; p50: number; p99: number }>> = {};
   for (const t of targets) {
+    // One untimed request first: each service validates the new token with Keystone once.
+    const warm = await call(t, tok, 'GET', '/lbaas/loadbalancers');
+    if (warm.status !== 200) throw new Error(`${t.name}: GET /lbaas/loadbalancers answered ${warm.status}`);
     process.stderr.write(`${t.name}: creating ${opts.creates} load balancers...\n`);
     const creates = await measureCreates(t, tok, Number(opts.creates));
     for (const id of creates.ids) await waitActive(t, tok, id);

@@ -3,7 +3,8 @@ export class KeyedQueue {
   private readonly tails = new Map<string, Promise<void>>();
 
   run(key: string, job: () => Promise<void>): Promise<void> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
+    // A new job waits for the I/O already under way (an API answer being written) before it starts.
+    const previous = this.tails.get(key) ?? new Promise<void>((resolve) => setImmediate(resolve));
     const next = previous.then(job, job);
     const tail = next.catch(() => undefined);
     this.tails.set(key, tail);

@@ -9,7 +9,7 @@ import { ProviderRegistry } from '../driver/registry.ts';
 import { authMiddleware } from './auth/auth-middleware.ts';
 import { KeystoneClient, type TokenValidator } from './auth/keystone-client.ts';
 import { TokenCache } from './auth/token-cache.ts';
-import { acceptJson, faults, jsonBody, requestId, stripJsonSuffix } from './middleware.ts';
+import { acceptJson, canonicalApiPath, faults, jsonBody, requestId, stripJsonSuffix } from './middleware.ts';
 import type { Services } from './services.ts';
 import { versionDocument } from './versions.ts';
 import * as amphorae from './resources/amphorae.ts';
@@ -76,16 +76,16 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
   const octavia = new Router();
   amphorae.routes(octavia);
 
+  // /v2 and /v2.0 are aliases, and the lbaas collections answer with or without /lbaas: one
+  // canonical path (/v2/lbaas/..., /v2/octavia/...) keeps a single copy of every route.
+  app.use(canonicalApiPath());
   const api = new Router();
-  for (const version of ['/v2', '/v2.0']) {
-    api.get(version, (ctx) => {
-      ctx.body = JSON.stringify('v2');
-      ctx.type = 'application/json';
-    });
-    api.use(`${version}/lbaas`, lbaas.routes(), lbaas.allowedMethods());
-    api.use(version, lbaas.routes(), lbaas.allowedMethods());
-    api.use(`${version}/octavia`, octavia.routes(), octavia.allowedMethods());
-  }
+  api.get('/v2', (ctx) => {
+    ctx.body = JSON.stringify('v2');
+    ctx.type = 'application/json';
+  });
+  api.use('/v2/lbaas', lbaas.routes(), lbaas.allowedMethods());
+  api.use('/v2/octavia', octavia.routes(), octavia.allowedMethods());
   app.use(api.routes());
   app.use(api.allowedMethods());
 

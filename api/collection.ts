@@ -123,8 +123,10 @@ export async function showResource(ctx: Ctx, spec: ResourceSpec, row: Row, proje
   ctx.body = { [spec.singular]: project(obj!, parseFields(ctx.query as Record<string, string | string[]>)) };
 }
 
+/** Page links name the path the client asked for (before canonicalApiPath rewrote it). */
 function baseUrl(ctx: Ctx): string {
+  const path = ctx.originalUrl.split('?')[0]!.replace(/\.json$/, '');
   const configured = ctx.state.services.config.api.apiBaseUri;
-  if (configured) return `${configured.replace(/\/$/, '')}${ctx.path}`;
-  return `${ctx.protocol}://${ctx.host}${ctx.path}`;
+  if (configured) return `${configured.replace(/\/$/, '')}${path}`;
+  return `${ctx.protocol}://${ctx.host}${path}`;
 }

@@ -89,4 +89,17 @@ export function stripJsonSuffix() {
   };
 }
 
+const LBAAS_COLLECTIONS = /^\/v2\/(loadbalancers|listeners|pools|healthmonitors|l7policies|quotas|providers|flavors|flavorprofiles|availabilityzones|availabilityzoneprofiles)(\/|$)/;
+
+/** Rewrites /v2.0/... to /v2/... and /v2/<lbaas collection>... to /v2/lbaas/<collection>... */
+export function canonicalApiPath() {
+  return async (ctx: Context, next: Next) => {
+    let path = ctx.path;
+    if (path === '/v2.0' || path.startsWith('/v2.0/')) path = `/v2${path.slice('/v2.0'.length)}`;
+    if (LBAAS_COLLECTIONS.test(path)) path = `/v2/lbaas${path.slice('/v2'.length)}`;
+    if (path !== ctx.path) ctx.path = path;
+    await next();
+  };
+}
+
 export { ApiError };

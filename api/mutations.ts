@@ -12,6 +12,19 @@ import type { Ctx, Services } from './services.ts';
 export const newId = () => randomUUID();
 export const now = nowSeconds;
 
+/** The fields every new object of a load balancer's tree starts with. */
+export function newObject(projectId: string, body: Row, operatingStatus = 'OFFLINE'): Row {
+  return {
+    id: newId(),
+    project_id: projectId,
+    provisioning_status: 'PENDING_CREATE',
+    operating_status: operatingStatus,
+    admin_state_up: body.admin_state_up ?? true,
+    created_at: now(),
+    updated_at: null,
+  };
+}
+
 export async function lockLoadBalancer(services: Services, lbId: string, t: Transaction): Promise<Row> {
   const { db } = services;
   const lb = (await db.models.load_balancer.findOne({

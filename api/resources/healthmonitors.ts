@@ -5,7 +5,7 @@ import type { Services } from '../services.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { LVS_PROTOCOLS } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, DOMAIN_NAME_RE, enumOf, integer, list, number, oneOf, string, urlPath, uuid } from '../schema/types.ts';
@@ -102,13 +102,9 @@ export function buildHealthMonitor(services: Services, lb: Row, pool: Row, body:
   checkHttpOptions(body, type);
   checkDomainName(body.domain_name, body.http_version);
   return {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body),
     pool_id: pool.id,
     name: body.name ?? null,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: 'OFFLINE',
-    admin_state_up: body.admin_state_up ?? true,
     type,
     delay: body.delay,
     timeout: body.timeout,
@@ -119,8 +115,6 @@ export function buildHealthMonitor(services: Services, lb: Row, pool: Row, body:
     expected_codes: isHttp(type) ? (body.expected_codes ?? '200') : null,
     http_version: body.http_version ?? null,
     domain_name: body.domain_name ?? null,
-    created_at: now(),
-    updated_at: null,
   };
 }
 

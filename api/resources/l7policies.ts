@@ -5,7 +5,7 @@ import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { checkPoolProtocol } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, enumOf, integer, isValidUrl, list, oneOf, string, url, uuid } from '../schema/types.ts';
@@ -103,22 +103,16 @@ export function buildPolicy(lb: Row, listener: Row, body: Body): Row {
     true,
   );
   return {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body),
     listener_id: listener.id,
     name: body.name ?? null,
     description: body.description ?? null,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: 'OFFLINE',
-    admin_state_up: body.admin_state_up ?? true,
     action: args.action,
     redirect_pool_id: args.redirect_pool_id ?? null,
     redirect_url: args.redirect_url ?? null,
     redirect_prefix: args.redirect_prefix ?? null,
     redirect_http_code: args.redirect_http_code ?? null,
     position: body.position ?? MAX_POSITION,
-    created_at: now(),
-    updated_at: null,
   };
 }
 

@@ -5,7 +5,7 @@ import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, enumOf, list, string } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
@@ -119,19 +119,13 @@ export function checkRule(rule: Row): void {
 /** Builds and validates a new rule of `policy` (POST and graph create). */
 export function buildRule(lb: Row, policy: Row, body: Body): Row {
   const row: Row = {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body),
     l7policy_id: policy.id,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: 'OFFLINE',
-    admin_state_up: body.admin_state_up ?? true,
     type: body.type,
     compare_type: body.compare_type,
     key: body.key ?? null,
     value: body.value,
     invert: body.invert ?? false,
-    created_at: now(),
-    updated_at: null,
   };
   checkRule(row);
   return row;

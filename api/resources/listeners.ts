@@ -5,7 +5,7 @@ import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import {
   checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, L4_PROTOCOL, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
 } from '../protocols.ts';
@@ -102,14 +102,10 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
   const d = config.listenerDefaults;
   const tlsOffload = isTlsOffload(protocol, body);
   const row: Row = {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body),
     load_balancer_id: lb.id,
     name: body.name ?? null,
     description: body.description ?? null,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: 'OFFLINE',
-    admin_state_up: body.admin_state_up ?? true,
     protocol,
     protocol_port: body.protocol_port,
     connection_limit: body.connection_limit ?? -1,
@@ -131,8 +127,6 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
     hsts_max_age: body.hsts_max_age ?? null,
     hsts_include_subdomains: body.hsts_include_subdomains ?? false,
     hsts_preload: body.hsts_preload ?? false,
-    created_at: now(),
-    updated_at: null,
   };
 
   if (body.insert_headers) checkInsertHeaders(Object.keys(body.insert_headers as Row), protocol);

@@ -5,7 +5,7 @@ import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { parseObject, parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { boolean, integer, ipAddress, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
@@ -67,13 +67,9 @@ export async function buildMember(services: Services, lb: Row, pool: Row, hasMon
     if (!allowed) throw errors.validation('The load balancer flavor does not allow SR-IOV member ports.');
   }
   return {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body, hasMonitor ? 'OFFLINE' : 'NO_MONITOR'),
     pool_id: pool.id,
     name: body.name ?? null,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: hasMonitor ? 'OFFLINE' : 'NO_MONITOR',
-    admin_state_up: body.admin_state_up ?? true,
     address: body.address,
     protocol_port: body.protocol_port,
     weight: body.weight ?? 1,
@@ -82,8 +78,6 @@ export async function buildMember(services: Services, lb: Row, pool: Row, hasMon
     monitor_address: body.monitor_address ?? null,
     monitor_port: body.monitor_port ?? null,
     vnic_type: body.request_sriov ? 'direct' : 'normal',
-    created_at: now(),
-    updated_at: null,
   };
 }
 

@@ -5,7 +5,7 @@ import type { Row } from '../../common/db/database.ts';
 import { enforce } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
-import { checkQuota, checkWithProvider, lockLoadBalancer, newId, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import { checkAlpnProtocols, checkCiphers, checkPoolProtocol, checkTlsVersions, LB_ALGORITHMS, LVS_PROTOCOLS, POOL_PROTOCOLS } from '../protocols.ts';
 import { object, parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { alpnProtocol, boolean, enumOf, integer, list, string, uuid } from '../schema/types.ts';
@@ -119,14 +119,10 @@ export function buildPool(services: Services, lb: Row, body: Body): Row {
   const protocol = body.protocol as string;
   const tlsEnabled = (body.tls_enabled as boolean | null) ?? false;
   const row: Row = {
-    id: newId(),
-    project_id: lb.project_id,
+    ...newObject(lb.project_id, body),
     load_balancer_id: lb.id,
     name: body.name ?? null,
     description: body.description ?? null,
-    provisioning_status: 'PENDING_CREATE',
-    operating_status: 'OFFLINE',
-    admin_state_up: body.admin_state_up ?? true,
     protocol,
     lb_algorithm: body.lb_algorithm,
     session_persistence: checkSessionPersistence(protocol, body.session_persistence as Body | null),
@@ -137,8 +133,6 @@ export function buildPool(services: Services, lb: Row, body: Body): Row {
     tls_ciphers: body.tls_ciphers ?? (tlsEnabled ? d.tlsCiphers : null),
     tls_versions: JSON.stringify(body.tls_versions ?? (tlsEnabled ? d.tlsVersions : null)),
     alpn_protocols: JSON.stringify(body.alpn_protocols ?? (tlsEnabled ? d.alpnProtocols : null)),
-    created_at: now(),
-    updated_at: null,
   };
   checkTls(services, row, body);
   if (tlsEnabled) {

@@ -244,8 +244,8 @@ export const urlPath: FieldType<string> = {
 export function isValidUrlPath(text: string): boolean {
   if (!text.startsWith('/') || text.startsWith('//') || /[\s\x00-\x1f\x7f]/.test(text)) return false;
   try {
-    const parsed = new URL(text, 'http://placeholder.invalid');
-    return parsed.host === 'placeholder.invalid';
+    const parsed = new URL(text, 'http://base.invalid');
+    return parsed.host === 'base.invalid';
   } catch {
     return false;
   }

@@ -118,7 +118,7 @@ export const L7PolicySchema = z
   })
   .strict();
 
-/** Placeholder shape for TLS material: accepted by the schema so that configs can carry it, rejected when used. */
+/** TLS material: the schema carries it already; the data plane refuses to apply it until TLS termination exists. */
 export const TlsSchema = z
   .object({
     certificateRef: z.string().optional(),

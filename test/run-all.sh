@@ -4,7 +4,7 @@
 # Needs MariaDB on 127.0.0.1:3306 (root, empty password). The Keystone integration test runs when
 # ARGONAUT_KEYSTONE_URL is set (CI sets it after starting Keystone).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 out=$(mktemp -d)
 status=0
 
@@ -23,6 +23,7 @@ npx vitest run "${broker_restarts[@]}" --no-file-parallelism --reporter=default 
 echo "== vitest: API and driver tests again on MariaDB"
 ARGONAUT_TEST_DB=mysql npx vitest run test/api test/driver --reporter=default --reporter=json --outputFile.json="$out/mysql.json" || status=1
 
+# shellcheck disable=SC2016 # JavaScript, not shell
 node -e '
   let passed = 0, failed = 0, skipped = 0;
   for (const f of process.argv.slice(1)) {

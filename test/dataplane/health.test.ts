@@ -101,9 +101,10 @@ describe('health monitors', () => {
     r.add(() => clearInterval(watch));
     await eventually(() => a.requests.length >= 2);
     healthy = false;
-    await eventually(async () => (await statusOf(dp, 10)) === 'DOWN', 5_000);
+    // Wait on what the watcher recorded (not on a separate read), so the last state is in the log.
+    await eventually(() => transitions[transitions.length - 1] === 'DOWN', 5_000);
     healthy = true;
-    await eventually(async () => (await statusOf(dp, 10)) === 'UP', 5_000);
+    await eventually(() => transitions[transitions.length - 1] === 'UP' && transitions.length > 1, 5_000);
     expect(transitions).toEqual(['UP', 'UP 1/3', 'UP 2/3', 'DOWN', 'DOWN 1/3', 'DOWN 2/3', 'UP']);
     expect((await dp.snapshot()).pools[uid(2)].status).toBe('UP');
   });

@@ -96,7 +96,7 @@ async function createZone(ctx: Ctx): Promise<void> {
   const row: Row = { name, description: body.description ?? null, enabled: body.enabled ?? true, availability_zone_profile_id: profileId };
   try {
     await db.tx(async (t) => {
-      // The nil UUID names Octavia's placeholder zone, which always exists.
+      // The nil UUID names the zone row Octavia reserves; it always exists and is never shown.
       if (name === NIL_UUID || (await findZone(services, name, t))) throw errors.recordExists('availability zone', name);
       // Locked, so the profile cannot be deleted before this zone is committed.
       const profile =
@@ -142,7 +142,7 @@ async function deleteZone(ctx: Ctx): Promise<void> {
       transaction: t,
     });
     if (users > 0) throw errors.inUse('Availability Zone', name);
-    // Deleted load balancers keep their rows until purged; like Octavia, point them at the placeholder.
+    // Deleted load balancers keep their rows until purged; like Octavia, point them at the reserved nil-UUID row.
     await db.models.load_balancer.update(
       { availability_zone: NIL_UUID },
       { where: { availability_zone: name, provisioning_status: 'DELETED' }, transaction: t },

@@ -15,7 +15,7 @@ import { boolean, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import type { ApiObject } from '../views.ts';
 
-/** Octavia keeps a placeholder row with this id (name for zones); it is never shown. */
+/** Octavia reserves a row with this id (the name, for zones); it is never shown. */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 const callerProject = (ctx: Ctx) => ctx.state.auth.projectId;
@@ -151,7 +151,7 @@ async function deleteFlavor(ctx: Ctx): Promise<void> {
     if (!(await findFlavor(services, id, t))) throw errors.notFound('Flavor', id);
     const users = await db.models.load_balancer.count({ where: { flavor_id: id, provisioning_status: { [Op.ne]: 'DELETED' } }, transaction: t });
     if (users > 0) throw errors.inUse('Flavor', id);
-    // Deleted load balancers keep their rows until purged; like Octavia, point them at the placeholder.
+    // Deleted load balancers keep their rows until purged; like Octavia, point them at the reserved nil-UUID row.
     await db.models.load_balancer.update({ flavor_id: NIL_UUID }, { where: { flavor_id: id, provisioning_status: 'DELETED' }, transaction: t });
     await db.models.flavor.destroy({ where: { id }, transaction: t });
   });

@@ -221,6 +221,7 @@ async function create(ctx: Ctx): Promise<void> {
   const { services } = ctx.state;
   const { db } = services;
   const lbId = body.loadbalancer_id as string;
+  let provider = '';
   const row = await db.tx(async (t) => {
     const lb = await lockLoadBalancer(services, lbId, t);
     enforce(ctx, 'listener', 'post', lb.project_id);
@@ -233,16 +234,14 @@ async function create(ctx: Ctx): Promise<void> {
     await db.models.listener.create(listener, { transaction: t });
     await replaceTags(services, listener.id, body.tags, t, true);
     await setStatus(services, 'load_balancer', [lbId], 'PENDING_UPDATE', t);
+    provider = lb.provider;
     return listener;
   });
-  providerOf(services, (await lbOf(services, lbId)).provider).submit({ kind: 'listener', action: 'create', id: row.id, loadBalancerId: lbId });
+  providerOf(services, provider).submit({ kind: 'listener', action: 'create', id: row.id, loadBalancerId: lbId });
   ctx.status = 201;
   const [view] = await db.read(() => listenerViews(db, [row]));
   ctx.body = { listener: view };
 }
-
-const lbOf = async (services: Services, lbId: string) =>
-  (await services.db.read(() => services.db.models.load_balancer.findByPk(lbId, { raw: true }))) as Row;
 
 async function update(ctx: Ctx): Promise<void> {
   const body = parseRequest(ctx.state.body, 'listener', putSchema, 'listener_');
@@ -253,6 +252,7 @@ async function update(ctx: Ctx): Promise<void> {
   enforce(ctx, 'listener', 'put', found.project_id);
   const d = config.listenerDefaults;
   const protocol = found.protocol as string;
+  let provider = '';
   const row = await db.tx(async (t) => {
     const current = await findOr404(services, listenerSpec, id, t);
     const lb = await lockLoadBalancer(services, current.load_balancer_id, t);
@@ -325,9 +325,10 @@ async function update(ctx: Ctx): Promise<void> {
     await db.models.listener.update(values, { where: { id }, transaction: t });
     await replaceTags(services, id, body.tags, t);
     await setStatus(services, 'load_balancer', [lb.id], 'PENDING_UPDATE', t);
+    provider = lb.provider;
     return { ...merged, ...values };
   });
-  providerOf(services, (await lbOf(services, row.load_balancer_id)).provider).submit({ kind: 'listener', action: 'update', id, loadBalancerId: row.load_balancer_id });
+  providerOf(services, provider).submit({ kind: 'listener', action: 'update', id, loadBalancerId: row.load_balancer_id });
   const [view] = await db.read(() => listenerViews(db, [row]));
   ctx.body = { listener: view };
 }
@@ -338,14 +339,16 @@ async function remove(ctx: Ctx): Promise<void> {
   const found = await findOr404(services, listenerSpec, id);
   enforce(ctx, 'listener', 'delete', found.project_id);
   const lbId = found.load_balancer_id as string;
+  let provider = '';
   await services.db.tx(async (t) => {
     await findOr404(services, listenerSpec, id, t);
     const lb = await lockLoadBalancer(services, lbId, t);
     requireActive(lb, 'Load Balancer');
     await setStatus(services, 'listener', [id], 'PENDING_DELETE', t);
     await setStatus(services, 'load_balancer', [lbId], 'PENDING_UPDATE', t);
+    provider = lb.provider;
   });
-  providerOf(services, (await lbOf(services, lbId)).provider).submit({ kind: 'listener', action: 'delete', id, loadBalancerId: lbId });
+  providerOf(services, provider).submit({ kind: 'listener', action: 'delete', id, loadBalancerId: lbId });
   ctx.status = 204;
 }
 

@@ -1,5 +1,6 @@
 // A provider whose requests run in this process's controller worker: subclasses say what realising
 // a request means; queuing per load balancer, completion, resumption and shutdown are shared.
+import type { Transaction } from 'sequelize';
 import type { Database } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import { allocateVip } from '../network/allocate-vip.ts';
@@ -32,8 +33,8 @@ export abstract class WorkerProvider implements ProviderDriver {
     return [];
   }
 
-  createVipPort(req: VipRequest): Promise<VipAllocation> {
-    return allocateVip(this.network, req);
+  createVipPort(req: VipRequest, t: Transaction): Promise<VipAllocation> {
+    return allocateVip(this.network, req, t);
   }
 
   submit(req: ProviderRequest): void {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'sequelize';
 import type { VipAllocation, VipRequest } from '../provider.ts';
 import type { NetworkDriver } from './network-driver.ts';
 
 /** Reserves the VIP of a new load balancer through the network driver. */
-export async function allocateVip(network: NetworkDriver, req: VipRequest): Promise<VipAllocation> {
-  const address = await network.allocateVipAddress({ subnetId: req.subnetId!, address: req.address, loadBalancerId: req.loadBalancerId });
+export async function allocateVip(network: NetworkDriver, req: VipRequest, transaction?: Transaction): Promise<VipAllocation> {
+  const address = await network.allocateVipAddress({ subnetId: req.subnetId!, address: req.address, loadBalancerId: req.loadBalancerId, transaction });
   return {
     address,
     subnetId: req.subnetId!,

@@ -1,3 +1,5 @@
+import type { Transaction } from 'sequelize';
+
 // What the API and the controller need from the network (Neutron in production).
 export interface SubnetInfo {
   id: string;
@@ -15,6 +17,6 @@ export interface NetworkDriver {
   getPort(portId: string): Promise<{ id: string; networkId: string; deviceId: string | null; fixedIps: Array<{ subnetId: string; address: string }>; qosPolicyId: string | null } | undefined>;
   qosPolicyExists(id: string): Promise<boolean>;
   securityGroupExists(id: string): Promise<boolean>;
-  /** Chooses the VIP address (the requested one, or a free one on the subnet). */
-  allocateVipAddress(req: { subnetId: string; address: string | null; loadBalancerId: string }): Promise<string>;
+  /** Chooses the VIP address (the requested one, or a free one on the subnet), inside the create transaction. */
+  allocateVipAddress(req: { subnetId: string; address: string | null; loadBalancerId: string; transaction?: Transaction }): Promise<string>;
 }

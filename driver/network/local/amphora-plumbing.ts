@@ -1,0 +1,151 @@
+// Plugs an amphora's namespace into the local bridge, and unplugs it: the namespace, a veth whose
+// host end is on the bridge and whose other end is the amphora's eth0 (stable MAC), a management
+// address from the management range, the default route via the bridge's address, and the VIP.
+//
+// The VIP: on eth0 for a STANDALONE or MASTER amphora. A BACKUP amphora gets it on its loopback with
+// ARP for it switched off, so that its data plane can bind the VIP without taking the traffic
+// (there is no VRRP moving the VIP between them yet).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { formatIp, ipToBigInt } from '../../../api/schema/types.ts';
+import {
+  addAddress, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute,
+} from './ip.ts';
+import { AMPHORA_INTERFACE, checkPrefix, hasPrefix, hostVethName, macFor, namespaceName } from './names.ts';
+
+const run = promisify(execFile);
+
+export interface AmphoraNetworkOptions {
+  /** Every namespace and interface name starts with `<prefix>-` (default names: see names.ts). */
+  prefix: string;
+  /** The bridge the amphorae are plugged into (it must exist). */
+  bridge: string;
+  /** The namespace the bridge lives in; the host's when absent (tests use a namespace of their own). */
+  bridgeNamespace?: string;
+  /** The bridge's address: the amphorae's default gateway. */
+  gateway: string;
+  /** Prefix length of the subnet (the management addresses are configured with it). */
+  prefixLength: number;
+  /** Management addresses (lb_network_ip) are taken from this range; keep it apart from the VIPs' range. */
+  managementStart: string;
+  managementEnd: string;
+}
+
+export interface PlugRequest {
+  amphoraId: string;
+  /** STANDALONE, MASTER or BACKUP. */
+  role: string;
+  vipAddress?: string | null;
+}
+
+export interface PluggedAmphora {
+  namespace: string;
+  managementAddress: string;
+}
+
+export class AmphoraNetwork {
+  private readonly first: bigint;
+  private readonly last: bigint;
+  /** Management addresses chosen by plugs still in progress (not yet visible in their namespace). */
+  private readonly pending = new Set<string>();
+
+  constructor(readonly opts: AmphoraNetworkOptions) {
+    checkPrefix(opts.prefix);
+    const first = ipToBigInt(opts.managementStart);
+    const last = ipToBigInt(opts.managementEnd);
+    if (first?.version !== 4 || last?.version !== 4 || first.value > last.value) {
+      throw new Error(`management range ${opts.managementStart}-${opts.managementEnd} is not an IPv4 range`);
+    }
+    this.first = first.value;
+    this.last = last.value;
+  }
+
+  namespaceOf(amphoraId: string): string {
+    return namespaceName(this.opts.prefix, amphoraId);
+  }
+
+  /** The command line that runs `command args...` in the amphora's namespace. */
+  wrap(amphoraId: string, command: string, args: string[]): { command: string; args: string[] } {
+    return inNamespace(this.namespaceOf(amphoraId), command, args);
+  }
+
+  /** Creates and plugs the amphora's namespace; a leftover of the same amphora is removed first. On failure nothing is left. */
+  async plug(req: PlugRequest): Promise<PluggedAmphora> {
+    const namespace = this.namespaceOf(req.amphoraId);
+    await this.unplug(req.amphoraId);
+    const managementAddress = await this.reserveManagementAddress();
+    try {
+      await createNamespace(namespace);
+      await createVeth({
+        netns: this.opts.bridgeNamespace,
+        hostName: hostVethName(this.opts.prefix, req.amphoraId),
+        bridge: this.opts.bridge,
+        peerNamespace: namespace,
+        peerName: AMPHORA_INTERFACE,
+        peerMac: macFor(req.amphoraId),
+      });
+      const inside = { netns: namespace };
+      await addAddress(AMPHORA_INTERFACE, `${managementAddress}/${this.opts.prefixLength}`, inside);
+      await setDefaultRoute(this.opts.gateway, inside);
+      if (req.vipAddress) await this.addVip(namespace, req.vipAddress, req.role);
+      return { namespace, managementAddress };
+    } catch (err) {
+      await this.unplug(req.amphoraId).catch((cleanupErr: unknown) => {
+        throw new AggregateError([err, cleanupErr], `plugging amphora ${req.amphoraId} failed, and so did removing what was created`);
+      });
+      throw err;
+    } finally {
+      this.pending.delete(managementAddress);
+    }
+  }
+
+  /** Removes the amphora's namespace and veth; idempotent. Processes still inside should be stopped first. */
+  async unplug(amphoraId: string): Promise<void> {
+    await deleteNamespace(this.namespaceOf(amphoraId));
+    // The host end goes with the namespace, unless a process still holds the namespace open.
+    await deleteLink(hostVethName(this.opts.prefix, amphoraId), { netns: this.opts.bridgeNamespace });
+  }
+
+  async isPlugged(amphoraId: string): Promise<boolean> {
+    return namespaceExists(this.namespaceOf(amphoraId));
+  }
+
+  private async addVip(namespace: string, vip: string, role: string): Promise<void> {
+    if (role !== 'BACKUP') {
+      await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: namespace });
+      return;
+    }
+    for (const setting of ['net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']) {
+      const cmd = inNamespace(namespace, 'sysctl', ['-q', '-w', setting]);
+      await run(cmd.command, cmd.args);
+    }
+    await addAddress('lo', `${vip}/32`, { netns: namespace });
+  }
+
+  /** The lowest management address neither configured in one of our namespaces nor being configured. */
+  private async reserveManagementAddress(): Promise<string> {
+    const used = new Set(this.pending);
+    for (const ns of (await listNamespaces()).filter((n) => hasPrefix(this.opts.prefix, n))) {
+      for (const cidr of await addressesIn(ns)) used.add(cidr.split('/')[0]!);
+    }
+    for (let a = this.first; a <= this.last; a++) {
+      const address = formatIp(4, a);
+      if (!used.has(address)) {
+        this.pending.add(address);
+        return address;
+      }
+    }
+    throw new Error(`no free management address left in ${formatIp(4, this.first)}-${formatIp(4, this.last)}`);
+  }
+}
+
+/** The addresses of a namespace's eth0: none while it is being created (its address is then pending) or once it is gone. */
+async function addressesIn(ns: string): Promise<string[]> {
+  const where = { netns: ns };
+  try {
+    return (await linkExists(AMPHORA_INTERFACE, where)) ? await listAddresses(AMPHORA_INTERFACE, where) : [];
+  } catch (err) {
+    if (!(await namespaceExists(ns))) return []; // removed meanwhile
+    throw err;
+  }
+}

@@ -43,7 +43,7 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
   const database = db ?? new Database({ url: config.database.url, poolMax: config.database.poolMax });
   await database.connect();
   if (config.database.migrateOnStart) await database.migrate();
-  const registry = new ProviderRegistry(config, database, log);
+  const registry = await ProviderRegistry.create(config, database, log);
   const services: Services = { config, db: database, providers: registry, log };
 
   const app = new Koa({ proxy: false });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { transportOptionsSchema } from './transport/transport.ts';
 
 const providers = z.record(z.string(), z.string());
 
@@ -96,10 +97,67 @@ export const configSchema = z
     controllerWorker: z
       .object({
         loadbalancerTopology: z.enum(['SINGLE', 'ACTIVE_STANDBY']).default('SINGLE').describe('Topology when the flavor names none.'),
-        computeDriver: z.enum(['noop']).default('noop').describe('How amphorae are started (noop: none are; records only).'),
-        networkDriver: z.enum(['noop']).default('noop').describe('How VIPs are plumbed (noop: addresses are recorded, nothing is plumbed).'),
-        amphoraDriver: z.enum(['noop']).default('noop').describe('How configuration reaches amphorae (noop: acknowledged at once).'),
+        computeDriver: z
+          .enum(['noop', 'process', 'netns'])
+          .default('noop')
+          .describe('How amphorae are started: noop (records only, no instance), process (a local agent process each), netns (a process in its own network namespace; root).'),
+        networkDriver: z
+          .enum(['noop', 'loopback', 'local'])
+          .default('noop')
+          .describe('How VIPs are allocated and plumbed: noop (recorded only), loopback (127.0.100.0/24 on lo; no root), local (a host bridge and veths for netns amphorae).'),
+        amphoraDriver: z
+          .enum(['noop', 'agent'])
+          .default('noop')
+          .describe('How configuration reaches amphorae: noop (acknowledged at once) or agent (pushed over the transport; ACTIVE once every amphora acknowledged it).'),
+        stateDir: z.string().default('var/amphorae').describe('Where compute drivers keep amphora settings files and logs.'),
+        amphoraDataplaneWorkers: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('Data plane worker processes per amphora (0: the data plane runs inside the agent process).'),
+        amphoraLogLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the amphora agents.'),
+        configAckTimeoutMs: z
+          .number()
+          .int()
+          .positive()
+          .default(30_000)
+          .describe('How long the controller waits for an amphora to acknowledge a configuration (a new amphora must boot first) before the operation fails with ERROR.'),
         workerDelayMs: z.number().int().min(0).default(0).describe('Delay before the worker completes an operation (tests of PENDING_* states).'),
+      })
+      .prefault({}),
+    messaging: z
+      .object({
+        kind: z
+          .enum(['in-process', 'amqp'])
+          .default('in-process')
+          .describe('Controller <-> amphora transport: in-process (embedded default; amphora processes talk to the API process over IPC) or amqp (RabbitMQ).'),
+        masterKey: z
+          .string()
+          .min(32)
+          .nullable()
+          .default(null)
+          .describe("Secret every amphora key is derived from (Octavia's heartbeat_key). null: a random key per start (in-process only; amphorae do not outlive the process)."),
+        amqp: transportOptionsSchema.describe('RabbitMQ transport options (used when kind is amqp).'),
+      })
+      .prefault({}),
+    healthManager: z
+      .object({
+        heartbeatIntervalMs: z.number().int().min(10).default(10_000).describe("Time between an amphora's heartbeats (Octavia's heartbeat_interval)."),
+        heartbeatTimeoutMs: z
+          .number()
+          .int()
+          .min(1000)
+          .default(60_000)
+          .describe("An amphora silent this long is failed over (Octavia's heartbeat_timeout)."),
+        healthCheckIntervalMs: z.number().int().positive().default(3_000).describe('How often stale amphorae are looked for (Octavia\'s health_check_interval).'),
+        failoverThreshold: z
+          .number()
+          .int()
+          .positive()
+          .nullable()
+          .default(null)
+          .describe("Circuit breaker: when this many amphorae are stale at once, none is failed over (Octavia's failover_threshold; null: off)."),
       })
       .prefault({}),
     logging: z
@@ -108,7 +166,15 @@ export const configSchema = z
       })
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.messaging.kind === 'amqp' && c.controllerWorker.amphoraDriver === 'agent' && c.messaging.masterKey === null) {
+      ctx.addIssue({ code: 'custom', path: ['messaging', 'masterKey'], message: 'is required with kind amqp: amphorae outlive a controller restart and must keep their keys' });
+    }
+    if (c.controllerWorker.computeDriver !== 'noop' && c.controllerWorker.amphoraDriver !== 'agent') {
+      ctx.addIssue({ code: 'custom', path: ['controllerWorker', 'amphoraDriver'], message: `must be agent when computeDriver is ${c.controllerWorker.computeDriver} (started amphorae need their configuration)` });
+    }
+  });
 
 export type ArgonautConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

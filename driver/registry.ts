@@ -4,25 +4,47 @@
 import type { ArgonautConfig } from '../common/config.ts';
 import type { Database } from '../common/db/database.ts';
 import type { Logger } from '../common/logging.ts';
+import { createAmphoraBackends, type AmphoraBackends } from './amphora/backends.ts';
 import { AmphoraProvider } from './amphora/provider.ts';
 import { pendingLoadBalancers } from './controller/completion.ts';
 import type { NetworkDriver } from './network/network-driver.ts';
+import { LoopbackNetworkDriver } from './network/loopback.ts';
 import { NoopNetworkDriver } from './network/noop.ts';
 import { NoopProvider } from './noop/provider.ts';
 import type { ProviderDriver } from './provider.ts';
 
 export class ProviderRegistry {
   private readonly drivers = new Map<string, ProviderDriver>();
-  readonly network: NetworkDriver;
+  private readonly amphora: AmphoraProvider;
 
-  constructor(
+  /** Builds the drivers and their backends; the amphora backends start consuming reports. */
+  static async create(config: ArgonautConfig, db: Database, log: Logger): Promise<ProviderRegistry> {
+    const network = createNetworkDriver(config, db);
+    const backends = await createAmphoraBackends(config, db, log);
+    const registry = new ProviderRegistry(config, db, log, network, backends);
+    await backends.start((amphoraId, loadBalancerId) => registry.amphora.failoverFromHealthManager(amphoraId, loadBalancerId));
+    return registry;
+  }
+
+  private constructor(
     private readonly config: ArgonautConfig,
     private readonly db: Database,
     log: Logger,
+    readonly network: NetworkDriver,
+    private readonly backends: AmphoraBackends,
   ) {
-    this.network = new NoopNetworkDriver();
     const cw = config.controllerWorker;
-    const amphora = new AmphoraProvider({ db, log, network: this.network, defaultTopology: cw.loadbalancerTopology, workerDelayMs: cw.workerDelayMs });
+    const amphora = new AmphoraProvider({
+      db,
+      log,
+      network,
+      compute: backends.compute,
+      delivery: backends.delivery,
+      masterKey: backends.masterKey,
+      defaultTopology: cw.loadbalancerTopology,
+      workerDelayMs: cw.workerDelayMs,
+    });
+    this.amphora = amphora;
     const noop = new NoopProvider('noop', db, log, this.network, cw.workerDelayMs);
     for (const name of Object.keys(config.api.enabledProviderDrivers)) {
       if (name === 'amphora' || name === 'octavia') this.drivers.set(name, amphora);
@@ -54,7 +76,20 @@ export class ProviderRegistry {
     for (const d of new Set(this.drivers.values())) await d.idle();
   }
 
+  /** Stops taking requests, waits for running operations, then stops the amphorae and the transport. */
   async stop(): Promise<void> {
-    for (const d of new Set(this.drivers.values())) await d.stop();
+    for (const d of new Set([...this.drivers.values(), this.amphora])) await d.stop();
+    await this.backends.stop();
+  }
+}
+
+function createNetworkDriver(config: ArgonautConfig, db: Database): NetworkDriver {
+  switch (config.controllerWorker.networkDriver) {
+    case 'noop':
+      return new NoopNetworkDriver();
+    case 'loopback':
+      return new LoopbackNetworkDriver(db);
+    default:
+      throw new Error(`network driver ${config.controllerWorker.networkDriver} is not available yet`);
   }
 }

@@ -71,6 +71,11 @@ export const tables = {
     bytes_in: bigint(), bytes_out: bigint(), active_connections: bigint(), total_connections: bigint(),
     request_errors: bigint(),
   },
+  // The configuration each amphora was last given (what it fetches when it starts or reconnects).
+  // `document` is MEDIUMTEXT on MariaDB (migration 0002): TEXT stops at 64 KiB.
+  amphora_config: {
+    amphora_id: { ...ref(false), primaryKey: true }, config_version: int(false), document: { ...text(), allowNull: false }, updated_at: date(false),
+  },
 } as const;
 
 export type TableName = keyof typeof tables;

@@ -1,7 +1,8 @@
 // The amphora provider (Octavia's default, also answering to the alias `octavia`): the option
-// checks of Octavia's amphora driver and a controller worker that builds amphora records and
-// completes operations. The compute, network and amphora backends are the no-op ones of Octavia's
-// API gate (records only, no instances, no traffic): real backends come with the amphora issue.
+// checks of Octavia's amphora driver and a controller worker that realises each request with a
+// compute driver (starts and removes amphorae) and a config delivery (renders the load balancer's
+// configuration, pushes it, waits for every amphora's acknowledgement). With the no-op backends of
+// Octavia's API gate it keeps amphora records only and sends no traffic anywhere.
 import { randomUUID } from 'node:crypto';
 import { Op } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
@@ -12,6 +13,10 @@ import { nowSeconds } from '../controller/completion.ts';
 import type { WorkerRequest } from '../controller/worker.ts';
 import { WorkerProvider } from '../controller/worker-provider.ts';
 import type { NetworkDriver } from '../network/network-driver.ts';
+import { deriveAmphoraKey } from '../../common/transport/signing.ts';
+import type { ComputeDriver } from '../compute/compute-driver.ts';
+import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
+import type { ConfigDelivery } from './config-delivery.ts';
 import { UnsupportedOptionError } from '../provider.ts';
 import { AMPHORA_AZ_CAPABILITIES, AMPHORA_FLAVOR_CAPABILITIES } from './capabilities.ts';
 
@@ -24,9 +29,16 @@ export interface AmphoraProviderOptions {
   db: Database;
   log: Logger;
   network: NetworkDriver;
+  compute: ComputeDriver;
+  delivery: ConfigDelivery;
+  /** Every amphora's key is derived from it (given to the compute driver at boot). */
+  masterKey: Buffer;
   defaultTopology: 'SINGLE' | 'ACTIVE_STANDBY';
   workerDelayMs: number;
 }
+
+/** Amphorae that hold (or are about to hold) a role of their load balancer. */
+const IN_SERVICE = ['BOOTING', 'ALLOCATED'];
 
 export class AmphoraProvider extends WorkerProvider {
   readonly name = 'amphora';
@@ -74,53 +86,131 @@ export class AmphoraProvider extends WorkerProvider {
   }
 
 
+  /**
+   * The health manager found an amphora silent for too long: the load balancer goes to
+   * PENDING_UPDATE and the amphora is replaced, as an API-triggered amphora failover would.
+   * Throws LoadBalancerBusyError when the load balancer has an operation in progress (that
+   * operation itself replaces dead amphorae; the health manager tries again later).
+   */
+  async failoverFromHealthManager(amphoraId: string, loadBalancerId: string): Promise<void> {
+    const { db, log } = this.opts;
+    await db.tx(async (t) => {
+      const lb = (await db.models.load_balancer.findByPk(loadBalancerId, { raw: true, transaction: t, lock: db.lock })) as Row | null;
+      if (!lb) throw new LoadBalancerBusyError(`load balancer ${loadBalancerId} of amphora ${amphoraId} does not exist`);
+      if (String(lb.provisioning_status).startsWith('PENDING_') || lb.provisioning_status === 'DELETED') {
+        throw new LoadBalancerBusyError(`load balancer ${loadBalancerId} is ${lb.provisioning_status}`);
+      }
+      await db.models.load_balancer.update({ provisioning_status: 'PENDING_UPDATE', updated_at: nowSeconds() }, { where: { id: loadBalancerId }, transaction: t });
+    });
+    log.warn({ amphoraId, loadBalancerId }, 'amphora stopped sending heartbeats: failing it over');
+    this.submit({ kind: 'amphora', action: 'failover', amphoraId, loadBalancerId });
+  }
+
   protected async realise(req: WorkerRequest): Promise<void> {
     const { db } = this.opts;
     if (req.kind === 'amphora' && req.action === 'delete') {
-      // The no-op compute driver has no instance to delete: the record is marked deleted.
-      await db.tx((t) => db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: req.amphoraId }, transaction: t }));
+      const amphora = (await db.read(() => db.models.amphora.findByPk(req.amphoraId, { raw: true }))) as Row | null;
+      if (amphora) await this.retire(amphora);
       return;
     }
     const lb = (await db.read(() => db.models.load_balancer.findByPk(req.loadBalancerId, { raw: true }))) as Row | null;
     if (!lb) return;
-    if (lb.provisioning_status === 'PENDING_CREATE') {
-      await this.ensureAmphorae(lb);
-    } else if (req.kind === 'loadbalancer' && req.action === 'failover') {
-      await this.replaceAmphorae(lb, null);
-    } else if (req.kind === 'amphora' && req.action === 'failover') {
-      await this.replaceAmphorae(lb, req.amphoraId);
+    if (lb.provisioning_status === 'PENDING_DELETE') {
+      for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) await this.retire(amphora);
+      return;
     }
-    // The no-op amphora driver acknowledges every configuration at once.
+    if (req.kind === 'loadbalancer' && req.action === 'failover') {
+      await this.replace(lb, await this.amphoraeOf(lb.id, ['ALLOCATED']));
+    } else if (req.kind === 'amphora' && req.action === 'failover') {
+      // One named amphora is replaced whatever its state (an ERROR amphora is the usual case).
+      const named = (await this.amphoraeOf(lb.id, null)).filter((a) => a.id === req.amphoraId && !['DELETED', 'PENDING_DELETE'].includes(a.status));
+      if (named.length === 0) return;
+      await this.replace(lb, named);
+    } else if (req.kind === 'amphora' && req.action === 'configure') {
+      const amphora = (await this.amphoraeOf(lb.id, IN_SERVICE)).find((a) => a.id === req.amphoraId);
+      if (amphora) await this.opts.delivery.deliver(amphora.id, () => this.tree(lb.id));
+      return;
+    }
+    // Every operation (and the resumption of one a stopped controller left pending) first makes
+    // sure each role has a living amphora, then gives all of them the current configuration.
+    const amphorae = await this.ensureAmphorae(lb);
+    let tree: Promise<LoadBalancerTree> | undefined;
+    const loadOnce = () => (tree ??= this.tree(lb.id));
+    await Promise.all(amphorae.map((a) => this.opts.delivery.deliver(a.id, loadOnce)));
   }
 
-  /** Creates the amphora records of a new load balancer (idempotent: a resumed create reuses them). */
-  private async ensureAmphorae(lb: Row): Promise<void> {
-    const { db } = this.opts;
-    await db.tx(async (t) => {
-      const existing = await db.models.amphora.count({ where: { load_balancer_id: lb.id, status: 'ALLOCATED' }, transaction: t });
-      if (existing > 0) return;
-      for (const role of this.roles(lb)) await db.models.amphora.create(amphoraRecord(lb, role), { transaction: t });
-    });
+  /** Boots an amphora for every role without a living one (dead ones are removed first); returns the amphorae in service. */
+  private async ensureAmphorae(lb: Row): Promise<Row[]> {
+    const living: Row[] = [];
+    for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) {
+      if (amphora.compute_id && (await this.opts.compute.isAlive(amphora.compute_id))) living.push(amphora);
+      else await this.retire(amphora);
+    }
+    const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
+    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role))))];
   }
 
-  /** Failover with no-op compute: each replaced amphora is marked DELETED and a new record takes its role. */
-  private async replaceAmphorae(lb: Row, onlyAmphoraId: string | null): Promise<void> {
-    const { db } = this.opts;
+  /**
+   * Failover: each amphora is removed before its replacement boots, as the replacement takes over
+   * the same VIP (on one host, two data planes cannot bind it at once). A load balancer without
+   * amphorae (all failed earlier) gets them anew.
+   */
+  private async replace(lb: Row, amphorae: Row[]): Promise<void> {
+    for (const amphora of amphorae) {
+      await this.retire(amphora);
+      await this.boot(lb, amphora.role ?? 'STANDALONE');
+    }
+    if (amphorae.length === 0) await this.ensureAmphorae(lb);
+  }
+
+  private async boot(lb: Row, role: string): Promise<Row> {
+    const { db, compute, masterKey, log } = this.opts;
+    const record = amphoraRecord(lb, role);
+    const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
+    if (compute.startsNothing) {
+      const booted = await compute.boot(request);
+      const allocated = { ...record, compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED' };
+      await db.tx((t) => db.models.amphora.create(allocated, { transaction: t }));
+      return allocated;
+    }
+    // The BOOTING record comes first: a controller stopped during the boot finds it and removes what was started.
+    await db.tx((t) => db.models.amphora.create(record, { transaction: t }));
+    try {
+      const booted = await compute.boot(request);
+      const values = { compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED', updated_at: nowSeconds() };
+      await db.tx((t) => db.models.amphora.update(values, { where: { id: record.id }, transaction: t }));
+      log.info({ amphoraId: record.id, loadBalancerId: lb.id, role, computeId: booted.computeId, compute: compute.name }, 'amphora started');
+      return { ...record, ...values };
+    } catch (err) {
+      await db.tx((t) => db.models.amphora.update({ status: 'ERROR', updated_at: nowSeconds() }, { where: { id: record.id }, transaction: t }));
+      throw err;
+    }
+  }
+
+  /** Stops an amphora and forgets it: its instance, configuration, queue and health record go. */
+  private async retire(amphora: Row): Promise<void> {
+    const { db, compute, delivery, log } = this.opts;
+    if (amphora.compute_id) await compute.destroy(amphora.compute_id);
+    await delivery.forget(amphora.id);
     await db.tx(async (t) => {
-      // One named amphora is replaced whatever its state (an ERROR amphora is the usual case); a
-      // load balancer failover replaces every amphora in service.
-      const where: Row = onlyAmphoraId
-        ? { id: onlyAmphoraId, load_balancer_id: lb.id, status: { [Op.notIn]: ['DELETED', 'PENDING_DELETE'] } }
-        : { load_balancer_id: lb.id, status: 'ALLOCATED' };
-      const old = (await db.models.amphora.findAll({ where, raw: true, transaction: t })) as Row[];
-      for (const amp of old) {
-        await db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: amp.id }, transaction: t });
-        await db.models.amphora.create(amphoraRecord(lb, amp.role), { transaction: t });
-      }
-      if (!onlyAmphoraId && old.length === 0) {
-        for (const role of this.roles(lb)) await db.models.amphora.create(amphoraRecord(lb, role), { transaction: t });
-      }
+      await db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: amphora.id }, transaction: t });
+      await db.models.amphora_health.destroy({ where: { amphora_id: amphora.id }, transaction: t });
     });
+    log.info({ amphoraId: amphora.id, loadBalancerId: amphora.load_balancer_id, computeId: amphora.compute_id }, 'amphora removed');
+  }
+
+  private async amphoraeOf(lbId: string, statuses: string[] | null): Promise<Row[]> {
+    const { db } = this.opts;
+    const where: Row = { load_balancer_id: lbId };
+    if (statuses) where.status = { [Op.in]: statuses };
+    return (await db.read(() => db.models.amphora.findAll({ where, raw: true }))) as Row[];
+  }
+
+  private async tree(lbId: string) {
+    const { db } = this.opts;
+    const tree = await db.read(() => loadTree(db, lbId));
+    if (!tree) throw new Error(`load balancer ${lbId} disappeared during its operation`);
+    return tree;
   }
 
   private roles(lb: Row): string[] {
@@ -129,12 +219,17 @@ export class AmphoraProvider extends WorkerProvider {
   }
 }
 
+/** The load balancer cannot be failed over now (an operation is running, or it is gone). */
+export class LoadBalancerBusyError extends Error {
+  override name = 'LoadBalancerBusyError';
+}
+
 function amphoraRecord(lb: Row, role: string): Row {
   const active = role !== 'STANDALONE';
   return {
     id: randomUUID(),
     load_balancer_id: lb.id,
-    compute_id: randomUUID(),
+    compute_id: null,
     lb_network_ip: null,
     vrrp_ip: null,
     ha_ip: lb.vip_address,
@@ -143,14 +238,14 @@ function amphoraRecord(lb: Row, role: string): Row {
     cert_expiration: null,
     cert_busy: false,
     role,
-    status: 'ALLOCATED',
+    status: 'BOOTING',
     vrrp_interface: null,
     vrrp_id: active ? 1 : null,
     vrrp_priority: role === 'MASTER' ? 100 : role === 'BACKUP' ? 90 : null,
     cached_zone: lb.availability_zone ?? null,
     image_id: null,
     compute_flavor: null,
-    // Octavia's records pass PENDING_CREATE -> BOOTING -> ALLOCATED, so updated_at is set by now.
+    // Octavia's records pass PENDING_CREATE -> BOOTING -> ALLOCATED, so updated_at is set from the start.
     created_at: nowSeconds(),
     updated_at: nowSeconds(),
   };

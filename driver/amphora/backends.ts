@@ -1,0 +1,81 @@
+// The amphora provider's backends, built from the configuration: the controller's transport to the
+// amphorae, the compute driver that starts them, the config delivery, and the health manager that
+// consumes their heartbeats. With the defaults of Octavia's API gate (noop everywhere) nothing is
+// started and no transport is opened.
+import { randomBytes } from 'node:crypto';
+import type { ArgonautConfig } from '../../common/config.ts';
+import type { Database } from '../../common/db/database.ts';
+import type { Logger } from '../../common/logging.ts';
+import { AmqpTransport } from '../../common/transport/amqp-transport.ts';
+import { InProcessBroker } from '../../common/transport/in-process-transport.ts';
+import type { ControllerTransport } from '../../common/transport/transport.ts';
+import type { ComputeDriver } from '../compute/compute-driver.ts';
+import { NoopComputeDriver } from '../compute/noop.ts';
+import { HealthManager } from '../health/health-manager.ts';
+import { AgentConfigDelivery, NoopConfigDelivery, type ConfigDelivery } from './config-delivery.ts';
+
+export interface AmphoraBackends {
+  compute: ComputeDriver;
+  delivery: ConfigDelivery;
+  masterKey: Buffer;
+  /** Starts consuming the amphorae's reports (heartbeats, config fetches); `failover` is the health manager's way to replace an amphora. */
+  start(failover: (amphoraId: string, loadBalancerId: string) => Promise<void>): Promise<void>;
+  /** Stops the health manager, the amphorae this process started, and the transport. */
+  stop(): Promise<void>;
+}
+
+export async function createAmphoraBackends(config: ArgonautConfig, db: Database, log: Logger): Promise<AmphoraBackends> {
+  const cw = config.controllerWorker;
+  const masterKey = config.messaging.masterKey === null ? randomBytes(32) : Buffer.from(config.messaging.masterKey, 'utf8');
+  if (cw.amphoraDriver === 'noop') {
+    return { compute: new NoopComputeDriver(), delivery: new NoopConfigDelivery(), masterKey, start: async () => {}, stop: async () => {} };
+  }
+  const transportLog = log.child({ component: 'transport' });
+  let transport: ControllerTransport;
+  let broker: InProcessBroker | null = null;
+  if (config.messaging.kind === 'in-process') {
+    broker = new InProcessBroker();
+    transport = broker.connect({ identity: { role: 'controller', masterKey }, logger: transportLog });
+  } else {
+    transport = await AmqpTransport.connect({ ...config.messaging.amqp, identity: { role: 'controller', masterKey }, logger: transportLog });
+  }
+  const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs);
+  const compute = createComputeDriver(config, log, broker);
+  let healthManager: HealthManager | undefined;
+  return {
+    compute,
+    delivery,
+    masterKey,
+    async start(failover) {
+      const hmConfig = config.healthManager;
+      healthManager = new HealthManager({
+        db,
+        log: log.child({ component: 'health-manager' }),
+        heartbeatTimeoutMs: hmConfig.heartbeatTimeoutMs,
+        healthCheckIntervalMs: hmConfig.healthCheckIntervalMs,
+        failoverThreshold: hmConfig.failoverThreshold,
+        failover,
+      });
+      const hm = healthManager;
+      await transport.onAmphoraReport({
+        heartbeat: (h, meta) => hm.handleHeartbeat(h, meta),
+        configFetch: (req) => delivery.fetch(req),
+      });
+      hm.start();
+    },
+    async stop() {
+      await healthManager?.stop();
+      await compute.stop();
+      await transport.close();
+    },
+  };
+}
+
+function createComputeDriver(config: ArgonautConfig, _log: Logger, _broker: InProcessBroker | null): ComputeDriver {
+  switch (config.controllerWorker.computeDriver) {
+    case 'noop':
+      return new NoopComputeDriver();
+    default:
+      throw new Error(`compute driver ${config.controllerWorker.computeDriver} is not available yet`);
+  }
+}

@@ -1,0 +1,38 @@
+// What the controller needs to start and remove amphorae (Octavia's compute driver: Nova in
+// production). A compute driver starts an amphora agent that connects to the controller over the
+// transport as `amphora:<amphoraId>` with the key it is given; it does not wait for the agent to
+// connect (the controller waits for the agent's config fetch or ack instead).
+export interface AmphoraBootRequest {
+  amphoraId: string;
+  loadBalancerId: string;
+  /** deriveAmphoraKey(masterKey, amphoraId): the only key the amphora gets. */
+  key: Buffer;
+  /** STANDALONE, MASTER or BACKUP. */
+  role: string;
+  /** The load balancer's VIP: drivers that plumb it into the amphora (netns) need it. */
+  vipAddress?: string | null;
+}
+
+export interface BootedAmphora {
+  /** The driver's handle for destroy() (process: the pid as text; netns: the namespace name; nova: the server id). */
+  computeId: string;
+  /** The amphora's management address, when it has one (Octavia's lb_network_ip). */
+  lbNetworkIp: string | null;
+}
+
+export interface ComputeDriver {
+  readonly name: string;
+  /**
+   * True when boot() starts nothing that could be orphaned (no-op): the controller then writes the
+   * amphora record once, already ALLOCATED, instead of BOOTING before the boot and ALLOCATED after.
+   */
+  readonly startsNothing?: boolean;
+  /** Starts an amphora; resolves once it is started (not once its agent has connected). */
+  boot(req: AmphoraBootRequest): Promise<BootedAmphora>;
+  /** Stops and removes an amphora; idempotent (an unknown or already gone computeId is not an error). */
+  destroy(computeId: string): Promise<void>;
+  /** Whether the amphora's process/instance still exists (false once it died or was destroyed). */
+  isAlive(computeId: string): Promise<boolean>;
+  /** Stops every amphora this driver started in this process (shutdown of the embedded default). */
+  stop(): Promise<void>;
+}

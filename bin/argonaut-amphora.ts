@@ -7,14 +7,17 @@ import { LocalDataPlane, type DataPlane } from '../amphora/dataplane/dataplane.t
 import { ClusterDataPlane } from '../amphora/dataplane/workers/cluster.ts';
 import { createLogger, type Logger } from '../common/logging.ts';
 import { AmqpTransport } from '../common/transport/amqp-transport.ts';
+import { hasIpcChannel, IpcTransport } from '../common/transport/ipc-transport.ts';
+import type { AmphoraTransport } from '../common/transport/transport.ts';
 
 const HELP = `argonaut-amphora: the amphora agent (one process per amphora)
 
-Connects to RabbitMQ as the amphora, fetches its configuration from the controller (retrying with
-back-off; nothing is served until a configuration arrives), applies every configuration atomically to
-the data plane and acknowledges it with the applied configVersion, serves the controller's orders in
-order, sends a heartbeat (listener/pool/member status and traffic deltas) every heartbeatIntervalMs,
-and fetches its configuration again after each reconnection to RabbitMQ.
+Connects to RabbitMQ (or, with messaging.kind ipc, to its parent process) as the amphora, fetches its
+configuration from the controller (retrying with back-off; nothing is served until a configuration
+arrives), applies every configuration atomically to the data plane and acknowledges it with the applied
+configVersion, serves the controller's orders in order, sends a heartbeat (listener/pool/member status
+and traffic deltas) every heartbeatIntervalMs, and fetches its configuration again after each
+reconnection to RabbitMQ.
 
 Usage: argonaut-amphora --config FILE [--log-level LEVEL]
 
@@ -23,8 +26,14 @@ Options:
                         amphoraId: <uuid>                   required
                         key: <hex>  | keyFile: <path>       exactly one: deriveAmphoraKey(masterKey, amphoraId)
                                                             in hex (keyFile relative to the settings file)
-                        messaging: {url, prefix, ...}       transport options (common/transport);
-                                                            initialConnectTimeoutMs defaults to null (retry forever)
+                        messaging: {kind: amqp, url, prefix, ...}
+                                                            transport options (common/transport); kind amqp is
+                                                            the default; initialConnectTimeoutMs defaults to
+                                                            null (retry forever)
+                        messaging: {kind: ipc, ...}         the controller is the parent process, reached over
+                                                            the IPC channel it started this process with (the
+                                                            process compute driver); no AMQP options; exit 2
+                                                            when there is no IPC channel
                         heartbeatIntervalMs: 10000
                         configFetch: {timeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 30000, factor: 2, jitter: 0.2}
                         reconnectCheckMs: 250
@@ -36,7 +45,8 @@ Options:
 Signals: SIGTERM and SIGINT stop the heartbeats and the orders, let the order being handled finish,
 drain the data plane's connections (up to dataplane.drainTimeoutMs), close the transport (waiting up
 to messaging.drainTimeoutMs for answers and unconfirmed heartbeats) and exit 0. The controller's
-"shutdown" command does the same.
+"shutdown" command does the same, and so does the parent going away when the agent was started with an
+IPC channel (whatever messaging.kind): a child amphora never outlives its parent.
 Logs: pino JSON lines on stdout.
 Exit status: 0 after a clean stop, 1 when start-up or the stop failed, 2 for bad arguments or settings.
 `;
@@ -68,6 +78,12 @@ async function createDataPlane(settings: AgentSettings, log: Logger): Promise<Da
   return cluster;
 }
 
+function connectTransport(settings: AgentSettings, logger: Logger): Promise<AmphoraTransport> {
+  const identity = { role: 'amphora' as const, amphoraId: settings.amphoraId, key: settings.key };
+  const { kind, ...options } = settings.messaging;
+  return kind === 'ipc' ? IpcTransport.connect({ ...options, identity, logger }) : AmqpTransport.connect({ ...options, identity, logger });
+}
+
 async function main(): Promise<number> {
   let args: ReturnType<typeof readArgs>;
   try {
@@ -89,6 +105,10 @@ async function main(): Promise<number> {
     return 2;
   }
   if (args.logLevel !== undefined) settings.logLevel = args.logLevel as AgentSettings['logLevel'];
+  if (settings.messaging.kind === 'ipc' && !hasIpcChannel()) {
+    process.stderr.write('argonaut-amphora: messaging.kind is ipc but this process has no IPC channel to a parent (it must be started by the process compute driver, or with child_process.fork)\n');
+    return 2;
+  }
 
   // The transport and the data plane add their own `component`; the agent's events have component "agent".
   const root = createLogger('argonaut-amphora', settings.logLevel).child({ amphoraId: settings.amphoraId });
@@ -111,12 +131,7 @@ async function main(): Promise<number> {
   }
   const agent = new Agent({
     amphoraId: settings.amphoraId,
-    connect: () =>
-      AmqpTransport.connect({
-        ...settings.messaging,
-        identity: { role: 'amphora', amphoraId: settings.amphoraId, key: settings.key },
-        logger: root,
-      }),
+    connect: () => connectTransport(settings, root),
     dataPlane,
     log,
     heartbeatIntervalMs: settings.heartbeatIntervalMs,
@@ -137,6 +152,16 @@ async function main(): Promise<number> {
     log.fatal({ err }, 'amphora agent failed to start');
     void agent.stop('start-up failed');
   });
+  if (typeof process.send === 'function') {
+    // Started by a parent with an IPC channel (the process compute driver): when the parent goes
+    // away, nobody can manage this amphora any more, so it stops instead of running orphaned.
+    const parentGone = (): void => {
+      log.warn('the parent process is gone (IPC channel closed); stopping');
+      void agent.stop('parent gone');
+    };
+    if (process.connected) process.once('disconnect', parentGone);
+    else parentGone(); // it went away while the data plane was starting
+  }
   const result = await agent.stopped;
   return result.clean && !startFailed ? 0 : 1;
 }

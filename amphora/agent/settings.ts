@@ -13,13 +13,15 @@ const HEX_KEY = /^(?:[0-9a-fA-F]{2}){16,}$/;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /**
- * The transport options (common/transport/transport.ts) with one different default: an amphora keeps
- * trying to reach RabbitMQ for as long as it takes (a VM may boot before the network is up), instead of
- * giving up after 30 s. Unknown keys are refused (a misspelt option would otherwise be ignored).
+ * `messaging.kind: amqp` (the default): the transport options (common/transport/transport.ts) with one
+ * different default: an amphora keeps trying to reach RabbitMQ for as long as it takes (a VM may boot
+ * before the network is up), instead of giving up after 30 s. Unknown keys are refused (a misspelt
+ * option would otherwise be ignored).
  */
-const messagingSchema = transportOptionsSchema
+const amqpMessagingSchema = transportOptionsSchema
   .unwrap()
   .extend({
+    kind: z.literal('amqp').default('amqp').describe('amqp: RabbitMQ (every deployment); ipc: the parent process (the process compute driver).'),
     initialConnectTimeoutMs: z
       .number()
       .int()
@@ -28,8 +30,29 @@ const messagingSchema = transportOptionsSchema
       .default(null)
       .describe('How long the first connection may take before the agent gives up and exits 1 (null: retry forever).'),
   })
-  .strict()
-  .prefault({});
+  .strict();
+
+/**
+ * `messaging.kind: ipc`: the agent runs as a child process of the controller (the `process` compute
+ * driver) and reaches the controller's in-process broker over its IPC channel. The AMQP-only options
+ * (url, prefix, amqpHeartbeatSeconds, initialConnectTimeoutMs, reconnect, outboxLimit) do not apply and
+ * are refused; connectTimeoutMs bounds the handshake with the parent.
+ */
+const ipcMessagingSchema = transportOptionsSchema
+  .unwrap()
+  .omit({ url: true, prefix: true, amqpHeartbeatSeconds: true, initialConnectTimeoutMs: true, reconnect: true, outboxLimit: true })
+  .extend({
+    kind: z.literal('ipc'),
+    connectTimeoutMs: z.number().int().positive().default(5000).describe('How long the handshake with the parent process may take.'),
+  })
+  .strict();
+
+const messagingSchema = z.discriminatedUnion('kind', [amqpMessagingSchema, ipcMessagingSchema]).prefault({});
+
+export type AmqpMessagingSettings = z.output<typeof amqpMessagingSchema>;
+export type IpcMessagingSettings = z.output<typeof ipcMessagingSchema>;
+export type IpcMessagingInput = z.input<typeof ipcMessagingSchema>;
+export type AmqpMessagingInput = z.input<typeof amqpMessagingSchema>;
 
 export const agentSettingsSchema = z
   .strictObject({
@@ -44,7 +67,9 @@ export const agentSettingsSchema = z
       .min(1)
       .optional()
       .describe('A file holding the key in hex (whitespace around it ignored); relative to the settings file.'),
-    messaging: messagingSchema.describe('The transport options: RabbitMQ URL, name prefix, reconnection, timeouts (see common/transport).'),
+    messaging: messagingSchema.describe(
+      'How the agent reaches the controller: kind amqp (RabbitMQ URL, name prefix, reconnection, timeouts; see common/transport) or kind ipc (the parent process).',
+    ),
     heartbeatIntervalMs: z
       .number()
       .int()
@@ -98,7 +123,7 @@ export type AgentSettingsDocument = z.output<typeof agentSettingsSchema>;
 /** The settings as the agent uses them: the key read and decoded, the transport options complete. */
 export interface AgentSettings extends Omit<AgentSettingsDocument, 'key' | 'keyFile' | 'messaging'> {
   key: Buffer;
-  messaging: TransportSettings;
+  messaging: ({ kind: 'amqp' } & TransportSettings) | IpcMessagingSettings;
 }
 
 /** Invalid settings; `issues` lists every offending path (never the key itself). */
@@ -134,7 +159,7 @@ export async function resolveAgentSettings(document: unknown, source: string, ba
     }
     if (!HEX_KEY.test(hex)) throw new AgentSettingsError(source, [`keyFile: ${file} must hold the key in hex, at least 16 bytes`]);
   }
-  return { ...rest, key: Buffer.from(hex, 'hex'), messaging: rest.messaging as TransportSettings };
+  return { ...rest, key: Buffer.from(hex, 'hex') };
 }
 
 /** Reads and validates a settings file (YAML, of which JSON is a subset). */

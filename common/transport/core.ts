@@ -321,6 +321,11 @@ export abstract class TransportCore implements Transport {
     });
   }
 
+  /** The wire is gone for good (no reconnection): every call still waiting fails now with TransportClosedError. */
+  protected abandonPendingCalls(): void {
+    for (const p of [...this.pending.values()]) p.settle({ kind: 'closed' });
+  }
+
   /** The outbound requests of calls still waiting for their answer (resent after a reconnection). */
   protected pendingRequests(): Outbound[] {
     return [...this.pending.values()].map((p) => p.outbound);

@@ -100,13 +100,35 @@ class MemQueue {
     consumer.onDelivery(d);
   }
 
-  /** Like a channel closing: the consumer goes, its unacked deliveries return to the queue. */
-  detach(consumer: MemConsumer): void {
+  /** Like basic.cancel: no new deliveries; the unacked ones can still be settled. */
+  cancel(consumer: MemConsumer): void {
     consumer.active = false;
     const i = this.consumers.indexOf(consumer);
     if (i >= 0) this.consumers.splice(i, 1);
+  }
+
+  /** Like a channel closing: the consumer goes, its unacked deliveries return to the queue. */
+  detach(consumer: MemConsumer): void {
+    this.cancel(consumer);
     for (const d of [...consumer.unacked]) d.requeue();
   }
+}
+
+/** A consumer started with `InProcessBroker.consume` (one per basic.consume of a channel). */
+export interface BrokerConsumer {
+  /** Like basic.cancel: no new deliveries; the unacked ones stay with the consumer until settled. */
+  cancel(): void;
+  /** Like its channel closing: cancelled, and every unacked delivery goes back to the queue. Returns how many. */
+  detach(): number;
+}
+
+/** What is published into a queue. */
+export interface BrokerMessage {
+  content: Buffer;
+  /** The sender's reply address (`reply.<address>` queue). */
+  replyTo?: string;
+  /** Dropped instead of delivered after this time (ms since epoch, real clock). */
+  expiresAt?: number;
 }
 
 /** The in-memory broker: create one per process and connect every transport to it. */
@@ -148,6 +170,27 @@ export class InProcessBroker {
     this.route(dest).push({ content, replyTo, redelivered: false });
   }
 
+  /** Queues a message for `dest`; throws UnroutableError when it is a reply queue that does not exist. */
+  publish(dest: Destination, message: BrokerMessage): void {
+    this.route(dest).push({ ...message, redelivered: false });
+  }
+
+  /** Starts a consumer on the queue `name` (created if needed) with at most `prefetch` unacked deliveries. */
+  consume(name: string, prefetch: number, onDelivery: (d: Delivery) => void): BrokerConsumer {
+    const queue = this.queue(name);
+    const consumer: MemConsumer = { prefetch, unacked: new Set(), onDelivery, active: true };
+    queue.consumers.push(consumer);
+    queue.schedule();
+    return {
+      cancel: () => queue.cancel(consumer),
+      detach: () => {
+        const unacked = consumer.unacked.size;
+        queue.detach(consumer);
+        return unacked;
+      },
+    };
+  }
+
   route(dest: Destination): MemQueue {
     const name = queueName(dest);
     if (dest.kind === 'reply' && !this.queues.has(name)) throw new UnroutableError(`no reply queue ${dest.address}`);
@@ -170,8 +213,7 @@ export function queueName(dest: Destination | Source): string {
 
 export class InProcessTransport extends TransportCore {
   private readonly replyAddress = randomUUID();
-  private readonly consumers: Array<{ queue: MemQueue; consumer: MemConsumer }> = [];
-  private readonly replyConsumer: MemConsumer;
+  private readonly consumers: Array<{ queue: string; consumer: BrokerConsumer }> = [];
   private wireClosed = false;
 
   constructor(
@@ -179,15 +221,13 @@ export class InProcessTransport extends TransportCore {
     opts: TransportOptions,
   ) {
     super(opts);
-    this.replyConsumer = { prefetch: 1000, unacked: new Set(), onDelivery: (d) => this.onReplyDelivery(d), active: true };
-    broker.queue(queueName({ kind: 'reply', address: this.replyAddress })).consumers.push(this.replyConsumer);
+    broker.consume(queueName({ kind: 'reply', address: this.replyAddress }), 1000, (d) => this.onReplyDelivery(d));
   }
 
   protected send(msg: Outbound): Promise<void> {
     if (this.wireClosed) return Promise.reject(new TransportClosedError('transport closed'));
     try {
-      const queue = this.broker.route(msg.dest);
-      queue.push({ content: msg.seal(), replyTo: msg.wantsReply ? this.replyAddress : undefined, redelivered: false, expiresAt: msg.deadline });
+      this.broker.publish(msg.dest, { content: msg.seal(), replyTo: msg.wantsReply ? this.replyAddress : undefined, expiresAt: msg.deadline });
       this.counts.published++;
       return Promise.resolve();
     } catch (err) {
@@ -196,20 +236,13 @@ export class InProcessTransport extends TransportCore {
   }
 
   protected consume(source: Source, prefetch: number, onDelivery: (d: Delivery) => void): Promise<void> {
-    const queue = this.broker.queue(queueName(source));
-    const consumer: MemConsumer = { prefetch, unacked: new Set(), onDelivery, active: true };
-    queue.consumers.push(consumer);
-    this.consumers.push({ queue, consumer });
-    queue.schedule();
+    const queue = queueName(source);
+    this.consumers.push({ queue, consumer: this.broker.consume(queue, prefetch, onDelivery) });
     return Promise.resolve();
   }
 
   protected stopConsuming(): Promise<void> {
-    for (const { queue, consumer } of this.consumers) {
-      consumer.active = false;
-      const i = queue.consumers.indexOf(consumer);
-      if (i >= 0) queue.consumers.splice(i, 1);
-    }
+    for (const { consumer } of this.consumers) consumer.cancel();
     return Promise.resolve();
   }
 
@@ -221,8 +254,8 @@ export class InProcessTransport extends TransportCore {
     this.wireClosed = true;
     // Deliveries whose handlers outlived the drain go back to their queues, as on a channel close.
     for (const { queue, consumer } of this.consumers) {
-      if (consumer.unacked.size > 0) this.log.warn({ queue: queue.name, count: consumer.unacked.size }, 'unfinished deliveries requeued on close');
-      queue.detach(consumer);
+      const requeued = consumer.detach();
+      if (requeued > 0) this.log.warn({ queue, count: requeued }, 'unfinished deliveries requeued on close');
     }
     this.broker.deleteQueue(queueName({ kind: 'reply', address: this.replyAddress }));
     return Promise.resolve();

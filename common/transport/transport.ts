@@ -1,7 +1,8 @@
 // The controller <-> amphora transport: what the driver (controller side) and the amphora agent use.
-// Two implementations share one behaviour (common/transport/core.ts): AMQP with RabbitMQ
-// (amqp-transport.ts, every deployment and every integration test) and in-process
-// (in-process-transport.ts, the single-process embedded default and unit tests).
+// Three implementations share one behaviour (common/transport/core.ts): AMQP with RabbitMQ
+// (amqp-transport.ts, every deployment and every integration test), in-process
+// (in-process-transport.ts, the single-process embedded default and unit tests) and IPC
+// (ipc-transport.ts: an agent in a child process on its parent's in-process broker).
 // The topology and the wire format are described in topology.md.
 import { z } from 'zod';
 import type { Logger } from '../logging.ts';

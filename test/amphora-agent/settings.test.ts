@@ -45,6 +45,16 @@ describe('agent settings', () => {
     expect(given.messaging).toMatchObject({ prefix: 'x', initialConnectTimeoutMs: 1000 });
   });
 
+  it('selects the transport with messaging.kind: amqp by default, ipc without the AMQP-only options', async () => {
+    const amqp = await resolveAgentSettings({ amphoraId, key: keyHex }, 'test', dir);
+    expect(amqp.messaging.kind).toBe('amqp');
+    const ipc = await resolveAgentSettings({ amphoraId, key: keyHex, messaging: { kind: 'ipc', callTimeoutMs: 2000 } }, 'test', dir);
+    expect(ipc.messaging).toMatchObject({ kind: 'ipc', callTimeoutMs: 2000, connectTimeoutMs: 5000, drainTimeoutMs: 10_000 });
+    expect(ipc.messaging).not.toHaveProperty('url');
+    expect(await issuesOf({ amphoraId, key: keyHex, messaging: { kind: 'ipc', url: 'amqp://x/' } })).toEqual([expect.stringMatching(/^messaging: .*url/)]);
+    expect(await issuesOf({ amphoraId, key: keyHex, messaging: { kind: 'zeromq' } })).toEqual([expect.stringMatching(/^messaging\.kind: /)]);
+  });
+
   it('reads the key from keyFile (relative to the settings file) in YAML settings', async () => {
     writeFileSync(path.join(dir, 'amphora.key'), `${keyHex}\n`);
     const file = path.join(dir, 'agent.yaml');
@@ -88,7 +98,7 @@ describe('argonaut-amphora command line', () => {
     const r = await cli('--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^argonaut-amphora: the amphora agent/);
-    for (const word of ['--config FILE', 'amphoraId', 'keyFile', 'messaging', 'heartbeatIntervalMs', 'dataplane', 'SIGTERM', 'Exit status']) expect(r.stdout).toContain(word);
+    for (const word of ['--config FILE', 'amphoraId', 'keyFile', 'messaging', 'kind: ipc', 'heartbeatIntervalMs', 'dataplane', 'SIGTERM', 'Exit status']) expect(r.stdout).toContain(word);
   });
 
   it('exits 2 on bad arguments or invalid settings, saying why', async () => {
@@ -100,5 +110,14 @@ describe('argonaut-amphora command line', () => {
     const bad = await cli('--config', file);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid agent settings .*amphoraId: must be a UUID/);
+  });
+
+  it('exits 2 with messaging.kind ipc when it was not started with an IPC channel', async () => {
+    const amphoraId = uuid();
+    const file = path.join(dir, 'ipc.json');
+    writeFileSync(file, JSON.stringify({ amphoraId, key: deriveAmphoraKey(MASTER_KEY, amphoraId).toString('hex'), messaging: { kind: 'ipc' } }));
+    const r = await cli('--config', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('messaging.kind is ipc but this process has no IPC channel');
   });
 });

@@ -126,6 +126,16 @@ export const configSchema = z
         workerDelayMs: z.number().int().min(0).default(0).describe('Delay before the worker completes an operation (tests of PENDING_* states).'),
       })
       .prefault({}),
+    localNetwork: z
+      .object({
+        subnetId: z.string().uuid().default('10ca1000-5b5e-4e7a-9c00-000000000024').describe('Id of the one subnet of the local network driver (vip_subnet_id of its load balancers).'),
+        networkId: z.string().uuid().default('10ca1000-0e70-4e7a-9c00-000000000000').describe('Id of its network (vip_network_id).'),
+        cidr: z.string().default('172.31.100.0/24').describe('Its addresses: the lower half are VIPs, the upper half amphora management addresses.'),
+        gateway: z.string().nullable().default(null).describe("The host bridge's address (null: the subnet's first address)."),
+        bridge: z.string().max(15).default('argo-br').describe('Host bridge the amphora namespaces are plugged into (created at start).'),
+        prefix: z.string().regex(/^[a-z0-9]{2,6}$/).default('argo').describe('Prefix of every namespace and interface the netns driver creates.'),
+      })
+      .prefault({}),
     messaging: z
       .object({
         kind: z

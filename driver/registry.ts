@@ -8,6 +8,7 @@ import { createAmphoraBackends, type AmphoraBackends } from './amphora/backends.
 import { AmphoraProvider } from './amphora/provider.ts';
 import { pendingLoadBalancers } from './controller/completion.ts';
 import type { NetworkDriver } from './network/network-driver.ts';
+import { localNetworkDriver } from './network/local/from-config.ts';
 import { LoopbackNetworkDriver } from './network/loopback.ts';
 import { NoopNetworkDriver } from './network/noop.ts';
 import { NoopProvider } from './noop/provider.ts';
@@ -89,7 +90,7 @@ function createNetworkDriver(config: ArgonautConfig, db: Database): NetworkDrive
       return new NoopNetworkDriver();
     case 'loopback':
       return new LoopbackNetworkDriver(db);
-    default:
-      throw new Error(`network driver ${config.controllerWorker.networkDriver} is not available yet`);
+    case 'local':
+      return localNetworkDriver(config, db);
   }
 }

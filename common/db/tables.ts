@@ -60,7 +60,7 @@ export const tables = {
     availability_zone_profile_id: ref(false),
   },
   amphora: {
-    id: id(), load_balancer_id: ref(), compute_id: str(36), lb_network_ip: str(64), vrrp_ip: str(64), ha_ip: str(64),
+    id: id(), load_balancer_id: ref(), compute_id: str(64), lb_network_ip: str(64), vrrp_ip: str(64), ha_ip: str(64),
     vrrp_port_id: ref(), ha_port_id: ref(), cert_expiration: date(), cert_busy: bool(), role: str(36),
     status: str(36, false), vrrp_interface: str(16), vrrp_id: int(), vrrp_priority: int(), cached_zone: str(),
     image_id: str(36), compute_flavor: str(255), ...timestamps(),

@@ -10,7 +10,10 @@ import { AmqpTransport } from '../../common/transport/amqp-transport.ts';
 import { InProcessBroker } from '../../common/transport/in-process-transport.ts';
 import type { ControllerTransport } from '../../common/transport/transport.ts';
 import type { ComputeDriver } from '../compute/compute-driver.ts';
+import { NetnsComputeDriver } from '../compute/netns.ts';
 import { NoopComputeDriver } from '../compute/noop.ts';
+import { ProcessComputeDriver, type ProcessComputeOptions } from '../compute/process.ts';
+import { localNetworkDriver } from '../network/local/from-config.ts';
 import { HealthManager } from '../health/health-manager.ts';
 import { AgentConfigDelivery, NoopConfigDelivery, type ConfigDelivery } from './config-delivery.ts';
 
@@ -40,7 +43,8 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
     transport = await AmqpTransport.connect({ ...config.messaging.amqp, identity: { role: 'controller', masterKey }, logger: transportLog });
   }
   const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs);
-  const compute = createComputeDriver(config, log, broker);
+  const compute = createComputeDriver(config, db, log, broker);
+  if (compute instanceof NetnsComputeDriver) await localNetworkDriver(config, db).ensureBridge(config.localNetwork.bridge);
   let healthManager: HealthManager | undefined;
   return {
     compute,
@@ -71,11 +75,28 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   };
 }
 
-function createComputeDriver(config: ArgonautConfig, _log: Logger, _broker: InProcessBroker | null): ComputeDriver {
-  switch (config.controllerWorker.computeDriver) {
+function createComputeDriver(config: ArgonautConfig, db: Database, log: Logger, broker: InProcessBroker | null): ComputeDriver {
+  const cw = config.controllerWorker;
+  const processOptions = (): ProcessComputeOptions => ({
+    stateDir: cw.stateDir,
+    logger: log,
+    messaging: broker ? { kind: 'ipc', broker } : { kind: 'amqp', settings: config.messaging.amqp },
+    heartbeatIntervalMs: config.healthManager.heartbeatIntervalMs,
+    dataplaneWorkers: cw.amphoraDataplaneWorkers,
+    logLevel: cw.amphoraLogLevel,
+  });
+  switch (cw.computeDriver) {
     case 'noop':
       return new NoopComputeDriver();
-    default:
-      throw new Error(`compute driver ${config.controllerWorker.computeDriver} is not available yet`);
+    case 'process':
+      return new ProcessComputeDriver(processOptions());
+    case 'netns': {
+      const net = localNetworkDriver(config, db);
+      return new NetnsComputeDriver({
+        network: net.amphoraNetwork({ prefix: config.localNetwork.prefix, bridge: config.localNetwork.bridge }),
+        processes: (wrapCommand) => new ProcessComputeDriver({ ...processOptions(), wrapCommand }),
+        logger: log,
+      });
+    }
   }
 }

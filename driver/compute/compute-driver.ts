@@ -14,7 +14,7 @@ export interface AmphoraBootRequest {
 }
 
 export interface BootedAmphora {
-  /** The driver's handle for destroy() (process: the pid as text; netns: the namespace name; nova: the server id). */
+  /** The driver's handle for destroy(), at most 64 characters (process: `process:<pid>:<amphoraId>`; netns: the amphora id; nova: the server id). */
   computeId: string;
   /** The amphora's management address, when it has one (Octavia's lb_network_ip). */
   lbNetworkIp: string | null;

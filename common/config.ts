@@ -99,15 +99,15 @@ export const configSchema = z
         loadbalancerTopology: z.enum(['SINGLE', 'ACTIVE_STANDBY']).default('SINGLE').describe('Topology when the flavor names none.'),
         computeDriver: z
           .enum(['noop', 'process', 'netns'])
-          .default('noop')
+          .default('process')
           .describe('How amphorae are started: noop (records only, no instance), process (a local agent process each), netns (a process in its own network namespace; root).'),
         networkDriver: z
           .enum(['noop', 'loopback', 'local'])
-          .default('noop')
+          .default('loopback')
           .describe('How VIPs are allocated and plumbed: noop (recorded only), loopback (127.0.100.0/24 on lo; no root), local (a host bridge and veths for netns amphorae).'),
         amphoraDriver: z
           .enum(['noop', 'agent'])
-          .default('noop')
+          .default('agent')
           .describe('How configuration reaches amphorae: noop (acknowledged at once) or agent (pushed over the transport; ACTIVE once every amphora acknowledged it).'),
         stateDir: z.string().default('var/amphorae').describe('Where compute drivers keep amphora settings files and logs.'),
         amphoraDataplaneWorkers: z

@@ -128,6 +128,10 @@ keystone:
 policy:
   ruleSet: $(_argonaut_yaml_str "$ARGONAUT_POLICY_RULESET")
   enforceNewDefaults: $enforce
+controllerWorker:
+  computeDriver: $(_argonaut_yaml_str "$ARGONAUT_COMPUTE_DRIVER")
+  networkDriver: $(_argonaut_yaml_str "$ARGONAUT_NETWORK_DRIVER")
+  amphoraDriver: $(_argonaut_yaml_str "$ARGONAUT_AMPHORA_DRIVER")
 logging:
   level: $(_argonaut_yaml_str "$ARGONAUT_LOG_LEVEL")
 EOF

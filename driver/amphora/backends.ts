@@ -33,14 +33,13 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   if (cw.amphoraDriver === 'noop') {
     return { compute: new NoopComputeDriver(), delivery: new NoopConfigDelivery(), masterKey, start: async () => {}, stop: async () => {} };
   }
-  const transportLog = log.child({ component: 'transport' });
   let transport: ControllerTransport;
   let broker: InProcessBroker | null = null;
   if (config.messaging.kind === 'in-process') {
     broker = new InProcessBroker();
-    transport = broker.connect({ identity: { role: 'controller', masterKey }, logger: transportLog });
+    transport = broker.connect({ identity: { role: 'controller', masterKey }, logger: log });
   } else {
-    transport = await AmqpTransport.connect({ ...config.messaging.amqp, identity: { role: 'controller', masterKey }, logger: transportLog });
+    transport = await AmqpTransport.connect({ ...config.messaging.amqp, identity: { role: 'controller', masterKey }, logger: log });
   }
   const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs);
   const compute = createComputeDriver(config, db, log, broker);

@@ -288,6 +288,10 @@ keystone:
 policy:
   ruleSet: 'advanced'
   enforceNewDefaults: false
+controllerWorker:
+  computeDriver: 'noop'
+  networkDriver: 'noop'
+  amphoraDriver: 'noop'
 logging:
   level: 'info'"
     check_file "messaging config" "$confdir/messaging.yaml" "# Written by Argonaut's devstack plugin: transport options (common/transport/transport.ts) shared by

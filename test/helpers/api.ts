@@ -60,6 +60,9 @@ export async function startApi(config: ConfigInput = {}, opts: { keystone?: bool
   }
   const cfg = buildConfig({
     ...config,
+    // API tests run on Octavia's no-op gate backends (their addresses are documentation ones that
+    // must never carry traffic); end-to-end tests name the real drivers.
+    controllerWorker: { computeDriver: 'noop', networkDriver: 'noop', amphoraDriver: 'noop', ...(config.controllerWorker ?? {}) },
     api: { port: 0, ...(config.api ?? {}), authStrategy: opts.keystone ? 'keystone' : 'noauth' },
     database: { url: dbUrl, ...(config.database ?? {}) },
     logging: { level: 'silent' },

@@ -24,9 +24,14 @@ async function status(url: string, id: string): Promise<string> {
 describe('restart after a crash', () => {
   it('finishes a load balancer create that the killed process left pending', async () => {
     const port = await freePort();
-    const base = { api: { port }, database: { url: `sqlite:${join(dir, 'db.sqlite')}` }, logging: { level: 'warn' } };
+    const base = {
+      api: { port },
+      database: { url: `sqlite:${join(dir, 'db.sqlite')}` },
+      controllerWorker: { computeDriver: 'noop', networkDriver: 'noop', amphoraDriver: 'noop' },
+      logging: { level: 'warn' },
+    };
 
-    const slow = await startApiProcess(dir, { ...base, controllerWorker: { workerDelayMs: 60_000 } }, 'slow.yaml');
+    const slow = await startApiProcess(dir, { ...base, controllerWorker: { ...base.controllerWorker, workerDelayMs: 60_000 } }, 'slow.yaml');
     running.push(slow);
     const created = await fetch(`${slow.url}/v2/lbaas/loadbalancers`, {
       method: 'POST',

@@ -98,13 +98,13 @@ export const configSchema = z
       .object({
         loadbalancerTopology: z.enum(['SINGLE', 'ACTIVE_STANDBY']).default('SINGLE').describe('Topology when the flavor names none.'),
         computeDriver: z
-          .enum(['noop', 'process', 'netns'])
+          .enum(['noop', 'process', 'netns', 'nova'])
           .default('process')
-          .describe('How amphorae are started: noop (records only, no instance), process (a local agent process each), netns (a process in its own network namespace; root).'),
+          .describe('How amphorae are started: noop (records only, no instance), process (a local agent process each), netns (a process in its own network namespace; root), nova (an amphora image booted through Nova; see the nova section).'),
         networkDriver: z
-          .enum(['noop', 'loopback', 'local'])
+          .enum(['noop', 'loopback', 'local', 'neutron'])
           .default('loopback')
-          .describe('How VIPs are allocated and plumbed: noop (recorded only), loopback (127.0.100.0/24 on lo; no root), local (a host bridge and veths for netns amphorae).'),
+          .describe('How VIPs are allocated and plumbed: noop (recorded only), loopback (127.0.100.0/24 on lo; no root), local (a host bridge and veths for netns amphorae), neutron (VIP ports, allowed address pairs and security groups in Neutron).'),
         amphoraDriver: z
           .enum(['noop', 'agent'])
           .default('agent')
@@ -116,6 +116,13 @@ export const configSchema = z
           .min(0)
           .default(0)
           .describe('Data plane worker processes per amphora (0: the data plane runs inside the agent process).'),
+        sparePoolSize: z
+          .number()
+          .int()
+          .min(0)
+          .default(1)
+          .describe("Amphorae booted ahead of need, so that a create or a failover only pushes a configuration (Octavia's spare_amphora_pool_size; ignored with computeDriver noop)."),
+        spareCheckIntervalMs: z.number().int().positive().default(10_000).describe('How often dead spare amphorae are replaced.'),
         amphoraLogLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level of the amphora agents.'),
         configAckTimeoutMs: z
           .number()
@@ -136,6 +143,40 @@ export const configSchema = z
         prefix: z.string().regex(/^[a-z0-9]{2,6}$/).default('argo').describe('Prefix of every namespace and interface the netns driver creates.'),
       })
       .prefault({}),
+    neutron: z
+      .object({
+        endpoint: z.string().nullable().default(null).describe("Neutron's URL with its version, e.g. http://127.0.0.1:9696/v2.0 (null: the network endpoint of the Keystone catalog, /v2.0 appended)."),
+        endpointInterface: z.enum(['public', 'internal', 'admin']).default('public').describe('Catalog interface of the network endpoint.'),
+        region: z.string().nullable().default(null).describe('Catalog region of the network endpoint (null: keystone.region).'),
+        timeoutMs: z.number().int().positive().default(30_000).describe('Timeout of one Neutron request.'),
+        securityGroupDeleteAttempts: z.number().int().positive().default(15).describe("Attempts to delete a load balancer's security group while Neutron still finds it in use (Octavia's networking.max_retries)."),
+        retryIntervalMs: z.number().int().positive().default(1000).describe("Pause between those attempts (Octavia's networking.retry_interval)."),
+      })
+      .prefault({})
+      .describe("The neutron network driver (controllerWorker.networkDriver neutron); it authenticates as the keystone section's service user."),
+    nova: z
+      .object({
+        endpoint: z.string().nullable().default(null).describe("Nova's URL with its version, e.g. http://127.0.0.1:8774/v2.1 (null: the compute endpoint of the Keystone catalog)."),
+        imageEndpoint: z.string().nullable().default(null).describe("Glance's URL with its version, e.g. http://127.0.0.1:9292/v2, used with imageTag (null: the image endpoint of the catalog, /v2 appended)."),
+        endpointInterface: z.enum(['public', 'internal', 'admin']).default('public').describe('Catalog interface of the compute and image endpoints.'),
+        region: z.string().nullable().default(null).describe('Catalog region of those endpoints (null: keystone.region).'),
+        timeoutMs: z.number().int().positive().default(30_000).describe('Timeout of one Nova or Glance request.'),
+        flavorId: z.string().nullable().default(null).describe("Nova flavor of the amphorae (Octavia's amp_flavor_id); required with computeDriver nova."),
+        imageId: z.string().nullable().default(null).describe('Glance id of the amphora image; give this or imageTag.'),
+        imageTag: z.string().nullable().default(null).describe("Tag of the amphora image: the newest active image with it is booted (Octavia's amp_image_tag); give this or imageId."),
+        imageOwnerId: z.string().nullable().default(null).describe("Only images of this project are taken by tag (Octavia's amp_image_owner_id; null: any)."),
+        managementNetworkId: z.string().nullable().default(null).describe("Neutron network the amphorae boot on (Octavia's amp_boot_network_list); their agents reach RabbitMQ over it. Required with computeDriver nova."),
+        keyName: z.string().nullable().default(null).describe("Nova key pair put into the amphorae (Octavia's amp_ssh_key_name; null: none)."),
+        availabilityZone: z.string().nullable().default(null).describe("Availability zone the amphorae boot in (Octavia's nova.availability_zone; null: Nova's choice)."),
+        securityGroups: z.array(z.string()).default([]).describe("Security groups (names) of the amphorae's management port (Octavia's amp_secgroup_list; empty: Nova's default)."),
+        serverGroupPolicy: z.enum(['anti-affinity', 'soft-anti-affinity']).nullable().default(null).describe("ACTIVE_STANDBY amphorae of a load balancer go in a server group octavia-lb-<id> with this policy (Octavia's enable_anti_affinity and anti_affinity_policy; null: no group)."),
+        bootTimeoutMs: z.number().int().positive().default(300_000).describe('How long an amphora server may take to become ACTIVE before it is deleted and the boot fails (Octavia: amp_active_retries x amp_active_wait_sec).'),
+        pollIntervalMs: z.number().int().positive().default(5000).describe('Time between status polls of a booting server.'),
+        amqpUrl: z.string().nullable().default(null).describe("RabbitMQ URL written into the amphorae's agent settings (null: messaging.amqp.url, which must then be reachable from the management network)."),
+        agentSettingsPath: z.string().default('/etc/argonaut/amphora-agent.yaml').describe('Where cloud-init writes the agent settings in the amphora (the image starts argonaut-amphora --config with it).'),
+      })
+      .prefault({})
+      .describe("The nova compute driver (controllerWorker.computeDriver nova); it authenticates as the keystone section's service user."),
     messaging: z
       .object({
         kind: z
@@ -178,6 +219,16 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    const cw = c.controllerWorker;
+    if (cw.computeDriver === 'nova') {
+      if (c.messaging.kind !== 'amqp') ctx.addIssue({ code: 'custom', path: ['messaging', 'kind'], message: 'must be amqp with computeDriver nova (amphorae in Nova servers reach the controller through RabbitMQ)' });
+      if (!c.nova.flavorId) ctx.addIssue({ code: 'custom', path: ['nova', 'flavorId'], message: 'is required with computeDriver nova' });
+      if (!c.nova.managementNetworkId) ctx.addIssue({ code: 'custom', path: ['nova', 'managementNetworkId'], message: 'is required with computeDriver nova' });
+      if (!c.nova.imageId === !c.nova.imageTag) ctx.addIssue({ code: 'custom', path: ['nova', 'imageId'], message: 'give exactly one of nova.imageId and nova.imageTag' });
+    }
+    if ((cw.networkDriver === 'neutron' || cw.computeDriver === 'nova') && !c.keystone.password) {
+      ctx.addIssue({ code: 'custom', path: ['keystone', 'password'], message: 'is required with the neutron and nova drivers (they act as the keystone service user)' });
+    }
     if (c.messaging.kind === 'amqp' && c.controllerWorker.amphoraDriver === 'agent' && c.messaging.masterKey === null) {
       ctx.addIssue({ code: 'custom', path: ['messaging', 'masterKey'], message: 'is required with kind amqp: amphorae outlive a controller restart and must keep their keys' });
     }

@@ -10,6 +10,7 @@ import { pendingLoadBalancers } from './controller/completion.ts';
 import type { NetworkDriver } from './network/network-driver.ts';
 import { localNetworkDriver } from './network/local/from-config.ts';
 import { LoopbackNetworkDriver } from './network/loopback.ts';
+import { neutronNetworkDriver } from './network/neutron-from-config.ts';
 import { NoopNetworkDriver } from './network/noop.ts';
 import { NoopProvider } from './noop/provider.ts';
 import type { ProviderDriver } from './provider.ts';
@@ -20,7 +21,7 @@ export class ProviderRegistry {
 
   /** Builds the drivers and their backends; the amphora backends start consuming reports. */
   static async create(config: ArgonautConfig, db: Database, log: Logger): Promise<ProviderRegistry> {
-    const network = createNetworkDriver(config, db);
+    const network = createNetworkDriver(config, db, log);
     const backends = await createAmphoraBackends(config, db, log);
     const registry = new ProviderRegistry(config, db, log, network, backends);
     await backends.start((amphoraId, loadBalancerId) => registry.amphora.failoverFromHealthManager(amphoraId, loadBalancerId));
@@ -41,6 +42,7 @@ export class ProviderRegistry {
       network,
       compute: backends.compute,
       delivery: backends.delivery,
+      spares: backends.spares,
       masterKey: backends.masterKey,
       defaultTopology: cw.loadbalancerTopology,
       workerDelayMs: cw.workerDelayMs,
@@ -84,7 +86,7 @@ export class ProviderRegistry {
   }
 }
 
-function createNetworkDriver(config: ArgonautConfig, db: Database): NetworkDriver {
+function createNetworkDriver(config: ArgonautConfig, db: Database, log: Logger): NetworkDriver {
   switch (config.controllerWorker.networkDriver) {
     case 'noop':
       return new NoopNetworkDriver();
@@ -92,5 +94,7 @@ function createNetworkDriver(config: ArgonautConfig, db: Database): NetworkDrive
       return new LoopbackNetworkDriver(db);
     case 'local':
       return localNetworkDriver(config, db);
+    case 'neutron':
+      return neutronNetworkDriver(config, log);
   }
 }

@@ -12,7 +12,7 @@ echo "== typecheck"
 npx tsc --noEmit -p . || status=1
 
 # These restart RabbitMQ, so they run one at a time after everything else.
-broker_restarts=(test/integration/amqp.test.ts test/amphora-agent/agent-amqp.test.ts)
+broker_restarts=(test/integration/amqp.test.ts test/amphora-agent/agent-amqp.test.ts test/integration/amphora-amqp.test.ts)
 
 echo "== vitest (SQLite)"
 npx vitest run "${broker_restarts[@]/#/--exclude=}" --reporter=default --reporter=json --outputFile.json="$out/sqlite.json" || status=1

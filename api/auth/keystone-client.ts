@@ -138,6 +138,7 @@ interface ServiceToken {
   expiresAt: number;
   issuedAt: number;
   catalog: CatalogService[];
+  projectId: string | null;
 }
 
 /** Longest token accepted from a client; anything longer is rejected without asking Keystone. */
@@ -186,6 +187,11 @@ export class KeystoneClient implements TokenValidator {
   /** Forget the cached service token (e.g. after another service answered 401 to it). */
   invalidateServiceToken(): void {
     this.serviceTokenState = null;
+  }
+
+  /** The id of the project the service token is scoped to (the service project), when Keystone says. */
+  async serviceProjectId(): Promise<string | null> {
+    return (await this.ensureServiceToken()).projectId;
   }
 
   /** The service catalog of the service token. */
@@ -377,7 +383,7 @@ export class KeystoneClient implements TokenValidator {
       { event: 'keystone.service_token.issued', user: o.username, project: o.projectName, expires_at: new Date(expiresAt).toISOString() },
       'obtained a Keystone service token',
     );
-    return { token, expiresAt, issuedAt: Math.min(issuedAt, expiresAt), catalog };
+    return { token, expiresAt, issuedAt: Math.min(issuedAt, expiresAt), catalog, projectId: tokenBody.project?.id ?? null };
   }
 
   private async readTokenBody(res: Response, what: string): Promise<TokenBody> {

@@ -63,14 +63,15 @@ async function call(t: Target, tok: string, method: string, path: string, body?:
 }
 
 async function waitActive(t: Target, tok: string, id: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
+  // The reference's worker takes its time with a few hundred creates queued.
+  const deadline = Date.now() + 900_000;
   while (Date.now() < deadline) {
     const r = await call(t, tok, 'GET', `/lbaas/loadbalancers/${id}`);
     if (r.json?.loadbalancer?.provisioning_status === 'ACTIVE') return;
     if (r.json?.loadbalancer?.provisioning_status === 'ERROR') throw new Error(`${t.name}: load balancer ${id} went to ERROR`);
     await new Promise((res) => setTimeout(res, 200));
   }
-  throw new Error(`${t.name}: load balancer ${id} not ACTIVE after 120 s`);
+  throw new Error(`${t.name}: load balancer ${id} not ACTIVE after 900 s`);
 }
 
 async function waitGone(t: Target, tok: string, id: string): Promise<void> {

@@ -12,16 +12,24 @@ import type { ControllerTransport } from '../../common/transport/transport.ts';
 import type { ComputeDriver } from '../compute/compute-driver.ts';
 import { NetnsComputeDriver } from '../compute/netns.ts';
 import { NoopComputeDriver } from '../compute/noop.ts';
+import { novaComputeDriver } from '../compute/nova-from-config.ts';
 import { ProcessComputeDriver, type ProcessComputeOptions } from '../compute/process.ts';
 import { localNetworkDriver } from '../network/local/from-config.ts';
 import { HealthManager } from '../health/health-manager.ts';
+import { SparePool } from './spare-pool.ts';
+import { markLoadBalancersWithDeadAmphorae } from './dead-amphorae.ts';
 import { AgentConfigDelivery, NoopConfigDelivery, type ConfigDelivery } from './config-delivery.ts';
 
 export interface AmphoraBackends {
   compute: ComputeDriver;
   delivery: ConfigDelivery;
+  spares: SparePool | null;
   masterKey: Buffer;
-  /** Starts consuming the amphorae's reports (heartbeats, config fetches); `failover` is the health manager's way to replace an amphora. */
+  /**
+   * Marks the load balancers whose amphorae are dead PENDING_UPDATE (the resumption of pending
+   * load balancers that follows repairs them), then starts consuming the amphorae's reports
+   * (heartbeats, config fetches); `failover` is the health manager's way to replace an amphora.
+   */
   start(failover: (amphoraId: string, loadBalancerId: string) => Promise<void>): Promise<void>;
   /** Stops the health manager, the amphorae this process started, and the transport. */
   stop(): Promise<void>;
@@ -31,7 +39,7 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   const cw = config.controllerWorker;
   const masterKey = config.messaging.masterKey === null ? randomBytes(32) : Buffer.from(config.messaging.masterKey, 'utf8');
   if (cw.amphoraDriver === 'noop') {
-    return { compute: new NoopComputeDriver(), delivery: new NoopConfigDelivery(), masterKey, start: async () => {}, stop: async () => {} };
+    return { compute: new NoopComputeDriver(), delivery: new NoopConfigDelivery(), spares: null, masterKey, start: async () => {}, stop: async () => {} };
   }
   let transport: ControllerTransport;
   let broker: InProcessBroker | null = null;
@@ -45,11 +53,29 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   const compute = createComputeDriver(config, db, log, broker);
   if (compute instanceof NetnsComputeDriver) await localNetworkDriver(config, db).ensureBridge(config.localNetwork.bridge);
   let healthManager: HealthManager | undefined;
+  const spares =
+    cw.sparePoolSize > 0 && compute.name !== 'noop'
+      ? new SparePool({ db, log: log.child({ component: 'spare-pool' }), compute, masterKey, size: cw.sparePoolSize,
+          checkIntervalMs: cw.spareCheckIntervalMs,
+          waitServing: async (amphoraId) => {
+            const ack = await transport.sendCommand(amphoraId, { kind: 'ping' }, { timeoutMs: cw.configAckTimeoutMs, retries: 0 });
+            if (!ack.ok) throw new Error(`spare amphora ${amphoraId} answered ping with ${ack.error}`);
+          },
+        })
+      : null;
   return {
     compute,
     delivery,
+    spares,
     masterKey,
     async start(failover) {
+      // Before the pending load balancers are resumed: with the drivers whose amphorae stop with the
+      // controller process that started them, those of the previous process are all dead; their
+      // load balancers become pending too and are repaired now. (Nova's servers outlive a
+      // controller: the health manager finds the dead ones without a liveness call per amphora.)
+      if (cw.computeDriver === 'process' || cw.computeDriver === 'netns') {
+        await markLoadBalancersWithDeadAmphorae(db, compute, log.child({ component: 'controller' }));
+      }
       const hmConfig = config.healthManager;
       healthManager = new HealthManager({
         db,
@@ -58,6 +84,8 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
         healthCheckIntervalMs: hmConfig.healthCheckIntervalMs,
         failoverThreshold: hmConfig.failoverThreshold,
         failover,
+        // Heartbeats cannot arrive while RabbitMQ is away: no amphora is failed over for that.
+        reportPath: transport instanceof AmqpTransport ? () => ({ connected: transport.connected, connects: transport.counters().connects }) : undefined,
       });
       const hm = healthManager;
       await transport.onAmphoraReport({
@@ -65,8 +93,10 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
         configFetch: (req) => delivery.fetch(req),
       });
       hm.start();
+      spares?.start();
     },
     async stop() {
+      await spares?.stop();
       await healthManager?.stop();
       await compute.stop();
       await transport.close();
@@ -97,5 +127,7 @@ function createComputeDriver(config: ArgonautConfig, db: Database, log: Logger, 
         logger: log,
       });
     }
+    case 'nova':
+      return novaComputeDriver(config, log);
   }
 }

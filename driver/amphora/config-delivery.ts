@@ -7,6 +7,7 @@ import type { Logger } from '../../common/logging.ts';
 import type { ConfigFetch, ConfigPush } from '../../common/messages.ts';
 import type { ControllerTransport } from '../../common/transport/transport.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
+import { wholeSeconds } from '../health/heartbeat-db.ts';
 import { renderAmphoraConfig } from './render-config.ts';
 
 export interface ConfigDelivery {
@@ -46,11 +47,39 @@ export class AgentConfigDelivery implements ConfigDelivery {
       throw new ConfigRefusedError(`amphora ${amphoraId} acknowledged version ${ack.configVersion}, not ${push.configVersion}`);
     }
     this.log.info({ amphoraId, configVersion: push.configVersion, ms: Date.now() - startedAt }, 'configuration acknowledged');
+    await this.markAlive(amphoraId);
+  }
+
+  /**
+   * An acknowledgement proves the amphora alive as a heartbeat does: its health record is
+   * refreshed, and created for a new amphora. Without it, an amphora that died before a heartbeat
+   * of it was handled while ALLOCATED (a claimed spare acknowledges its first configuration within
+   * milliseconds) had no health record to go stale, and the health manager never failed it over.
+   */
+  private async markAlive(amphoraId: string): Promise<void> {
+    const { db } = this;
+    const at = wholeSeconds(Date.now());
+    try {
+      await db.tx(async (t) => {
+        const model = db.models.amphora_health;
+        if (await model.findByPk(amphoraId, { transaction: t })) await model.update({ last_update: at }, { where: { amphora_id: amphoraId }, transaction: t });
+        else await model.create({ amphora_id: amphoraId, last_update: at, busy: false }, { transaction: t });
+      });
+    } catch (err) {
+      // A heartbeat created the record meanwhile, or the database failed: heartbeats refresh it anyway.
+      this.log.warn({ err, amphoraId }, 'could not refresh the health record of an amphora that acknowledged its configuration');
+    }
   }
 
   async forget(amphoraId: string): Promise<void> {
     await this.db.tx((t) => this.db.models.amphora_config.destroy({ where: { amphora_id: amphoraId }, transaction: t }));
-    await this.transport.forgetAmphora(amphoraId);
+    try {
+      await this.transport.forgetAmphora(amphoraId);
+    } catch (err) {
+      // RabbitMQ unreachable: the amphora is gone all the same, and failing the operation for its
+      // queue (whose orders expire on their own) would leave the load balancer in ERROR.
+      this.log.warn({ err, amphoraId }, 'could not delete the queue of a removed amphora; it is left behind');
+    }
   }
 
   /** The configuration an amphora asks for: what it was last given, or null if it is not in service. */

@@ -13,10 +13,12 @@ import { nowSeconds } from '../controller/completion.ts';
 import type { WorkerRequest } from '../controller/worker.ts';
 import { WorkerProvider } from '../controller/worker-provider.ts';
 import type { NetworkDriver } from '../network/network-driver.ts';
+import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
 import type { ComputeDriver } from '../compute/compute-driver.ts';
 import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
 import type { ConfigDelivery } from './config-delivery.ts';
+import type { SparePool } from './spare-pool.ts';
 import { UnsupportedOptionError } from '../provider.ts';
 import { AMPHORA_AZ_CAPABILITIES, AMPHORA_FLAVOR_CAPABILITIES } from './capabilities.ts';
 
@@ -31,6 +33,8 @@ export interface AmphoraProviderOptions {
   network: NetworkDriver;
   compute: ComputeDriver;
   delivery: ConfigDelivery;
+  /** Amphorae booted ahead of need; a boot takes one when it can. */
+  spares: SparePool | null;
   /** Every amphora's key is derived from it (given to the compute driver at boot). */
   masterKey: Buffer;
   defaultTopology: 'SINGLE' | 'ACTIVE_STANDBY';
@@ -39,6 +43,9 @@ export interface AmphoraProviderOptions {
 
 /** Amphorae that hold (or are about to hold) a role of their load balancer. */
 const IN_SERVICE = ['BOOTING', 'ALLOCATED'];
+
+/** How often an amphora whose acknowledgement is awaited is checked to be alive (compute.isAlive). */
+const LIVENESS_CHECK_MS = 1000;
 
 export class AmphoraProvider extends WorkerProvider {
   readonly name = 'amphora';
@@ -116,7 +123,12 @@ export class AmphoraProvider extends WorkerProvider {
     const lb = (await db.read(() => db.models.load_balancer.findByPk(req.loadBalancerId, { raw: true }))) as Row | null;
     if (!lb) return;
     if (lb.provisioning_status === 'PENDING_DELETE') {
-      for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) await this.retire(amphora);
+      const amphorae = await this.amphoraeOf(lb.id, IN_SERVICE);
+      for (const amphora of amphorae) await this.retire(amphora);
+      // Neutron's VIP port (and whatever else the driver made for the load balancer) goes with it.
+      if (this.network instanceof NeutronNetworkDriver) {
+        await this.network.deallocateVip({ loadBalancerId: lb.id, portId: lb.vip_port_id ?? null, amphoraIds: amphorae.map((a) => a.id) });
+      }
       return;
     }
     if (req.kind === 'loadbalancer' && req.action === 'failover') {
@@ -128,7 +140,7 @@ export class AmphoraProvider extends WorkerProvider {
       await this.replace(lb, named);
     } else if (req.kind === 'amphora' && req.action === 'configure') {
       const amphora = (await this.amphoraeOf(lb.id, IN_SERVICE)).find((a) => a.id === req.amphoraId);
-      if (amphora) await this.opts.delivery.deliver(amphora.id, () => this.tree(lb.id));
+      if (amphora) await this.deliverWatched(lb, amphora, () => this.tree(lb.id));
       return;
     }
     // Every operation (and the resumption of one a stopped controller left pending) first makes
@@ -136,7 +148,46 @@ export class AmphoraProvider extends WorkerProvider {
     const amphorae = await this.ensureAmphorae(lb);
     let tree: Promise<LoadBalancerTree> | undefined;
     const loadOnce = () => (tree ??= this.tree(lb.id));
-    await Promise.all(amphorae.map((a) => this.opts.delivery.deliver(a.id, loadOnce)));
+    await Promise.all(amphorae.map((a) => this.deliverWatched(lb, a, loadOnce)));
+  }
+
+  /**
+   * Delivers the configuration to one amphora while watching that it stays alive. An amphora that
+   * dies while its acknowledgement is awaited (killed, crashed during boot) would otherwise hold
+   * the operation until configAckTimeoutMs and then fail it: instead it is replaced at once and
+   * the configuration delivered to the replacement. One replacement per amphora and operation: a
+   * replacement that dies too fails the operation (ERROR), as does any other delivery failure.
+   */
+  private async deliverWatched(lb: Row, amphora: Row, tree: () => Promise<LoadBalancerTree>, isReplacement = false): Promise<void> {
+    const { compute, delivery, log } = this.opts;
+    const delivered = delivery.deliver(amphora.id, tree);
+    if (!amphora.compute_id) return delivered;
+    let watching = true;
+    let timer: NodeJS.Timeout | undefined;
+    const died = new Promise<true>((resolve) => {
+      const check = async (): Promise<void> => {
+        // A failing liveness check (a compute API hiccup) is not a death: the delivery's own timeout still bounds the wait.
+        const alive = await compute.isAlive(amphora.compute_id).catch(() => true);
+        if (!watching) return;
+        if (!alive) resolve(true);
+        else timer = setTimeout(() => void check(), LIVENESS_CHECK_MS);
+      };
+      timer = setTimeout(() => void check(), LIVENESS_CHECK_MS);
+    });
+    try {
+      const outcome = await Promise.race([delivered.then(() => false as const), died]);
+      if (!outcome) return;
+    } finally {
+      watching = false;
+      clearTimeout(timer);
+    }
+    // Abandoned: it ends with its timeout (or when retire() deletes the amphora's queue); nobody awaits it.
+    delivered.catch(() => undefined);
+    if (isReplacement) throw new AmphoraDiedError(`amphora ${amphora.id} (${amphora.compute_id}) died before acknowledging its configuration`);
+    log.warn({ amphoraId: amphora.id, loadBalancerId: lb.id, computeId: amphora.compute_id }, 'amphora died while its configuration was awaited: replacing it');
+    await this.retire(amphora);
+    const replacement = await this.boot(lb, amphora.role ?? 'STANDALONE');
+    await this.deliverWatched(lb, replacement, tree, true);
   }
 
   /** Boots an amphora for every role without a living one (dead ones are removed first); returns the amphorae in service. */
@@ -165,6 +216,8 @@ export class AmphoraProvider extends WorkerProvider {
 
   private async boot(lb: Row, role: string): Promise<Row> {
     const { db, compute, masterKey, log } = this.opts;
+    const spare = await this.opts.spares?.claim(lb, role, amphoraRecord);
+    if (spare) return spare;
     const record = amphoraRecord(lb, role);
     const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
     if (compute.startsNothing) {
@@ -217,6 +270,11 @@ export class AmphoraProvider extends WorkerProvider {
     const topology = lb.topology ?? this.opts.defaultTopology;
     return topology === 'ACTIVE_STANDBY' ? ['MASTER', 'BACKUP'] : ['STANDALONE'];
   }
+}
+
+/** An amphora (a replacement already) died while its configuration was awaited. */
+export class AmphoraDiedError extends Error {
+  override name = 'AmphoraDiedError';
 }
 
 /** The load balancer cannot be failed over now (an operation is running, or it is gone). */

@@ -4,11 +4,12 @@
 // connect (the controller waits for the agent's config fetch or ack instead).
 export interface AmphoraBootRequest {
   amphoraId: string;
-  loadBalancerId: string;
+  /** null for a spare amphora (booted ahead of need, given to a load balancer later with assign()). */
+  loadBalancerId: string | null;
   /** deriveAmphoraKey(masterKey, amphoraId): the only key the amphora gets. */
   key: Buffer;
-  /** STANDALONE, MASTER or BACKUP. */
-  role: string;
+  /** STANDALONE, MASTER or BACKUP; null for a spare. */
+  role: string | null;
   /** The load balancer's VIP: drivers that plumb it into the amphora (netns) need it. */
   vipAddress?: string | null;
 }
@@ -29,6 +30,11 @@ export interface ComputeDriver {
   readonly startsNothing?: boolean;
   /** Starts an amphora; resolves once it is started (not once its agent has connected). */
   boot(req: AmphoraBootRequest): Promise<BootedAmphora>;
+  /**
+   * A spare amphora is given to a load balancer: plumb what boot() would have plumbed for it (the
+   * VIP, for netns). Absent: nothing to do. Called before its first configuration is pushed.
+   */
+  assign?(computeId: string, req: { amphoraId: string; loadBalancerId: string; role: string; vipAddress: string | null }): Promise<void>;
   /** Stops and removes an amphora; idempotent (an unknown or already gone computeId is not an error). */
   destroy(computeId: string): Promise<void>;
   /** Whether the amphora's process/instance still exists (false once it died or was destroyed). */

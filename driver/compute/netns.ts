@@ -82,6 +82,10 @@ export class NetnsComputeDriver implements ComputeDriver {
     await this.unplug(computeId);
   }
 
+  async assign(computeId: string, req: { role: string; vipAddress: string | null }): Promise<void> {
+    if (req.vipAddress) await this.network.assignVip(computeId, req.vipAddress, req.role);
+  }
+
   async isAlive(computeId: string): Promise<boolean> {
     const processId = this.booted.get(computeId);
     return processId !== undefined && (await this.processes.isAlive(processId)) && (await this.network.isPlugged(computeId));

@@ -51,6 +51,13 @@ export interface HealthManagerOptions {
   /** Circuit breaker: when this many amphorae are stale at once, none is failed over; null: off. */
   failoverThreshold: number | null;
   failover: FailoverCallback;
+  /**
+   * The state of the path heartbeats take to this controller (its transport): whether it is
+   * connected, and how many times it has connected. While it is down, and for heartbeatTimeoutMs
+   * after each (re)connection, no amphora is found stale: their silence is the transport's (a
+   * RabbitMQ restart), not theirs. Absent: always connected (in-process transport, tests).
+   */
+  reportPath?: () => { connected: boolean; connects: number };
   /** The clock, ms since epoch (tests). */
   now?: () => number;
 }
@@ -68,6 +75,8 @@ export interface HealthManagerCounters {
   failoversFailed: number;
   /** Checks that found failoverThreshold or more stale amphorae and failed none over. */
   circuitBreakerTrips: number;
+  /** Checks skipped because the heartbeats' path (the transport) was down or had just reconnected. */
+  checksPaused: number;
   /** Heartbeat transactions given up and retried because a row they write was locked (MariaDB). */
   lockConflicts: number;
   /** Periodic checks that threw (logged). */
@@ -89,6 +98,10 @@ export class HealthManager {
   private readonly healthCheckIntervalMs: number;
   private readonly failoverThreshold: number | null;
   private readonly failover: FailoverCallback;
+  private readonly reportPath?: () => { connected: boolean; connects: number };
+  /** No stale checks before this time (ms): the report path was down or reconnected; Infinity while down. */
+  private pausedUntil = 0;
+  private seenConnects: number | undefined;
   private readonly now: () => number;
   private readonly counts: HealthManagerCounters = {
     heartbeatsHandled: 0,
@@ -97,6 +110,7 @@ export class HealthManager {
     failoversTriggered: 0,
     failoversFailed: 0,
     circuitBreakerTrips: 0,
+    checksPaused: 0,
     lockConflicts: 0,
     checkErrors: 0,
   };
@@ -120,6 +134,7 @@ export class HealthManager {
     this.healthCheckIntervalMs = opts.healthCheckIntervalMs;
     this.failoverThreshold = opts.failoverThreshold;
     this.failover = opts.failover;
+    this.reportPath = opts.reportPath;
     this.now = opts.now ?? Date.now;
   }
 
@@ -178,6 +193,10 @@ export class HealthManager {
    * DELETED or vanished amphorae are deleted (Octavia's failover does that for a DELETED amphora).
    */
   async checkStale(): Promise<StaleCheckResult> {
+    if (this.reportPathPaused()) {
+      this.counts.checksPaused++;
+      return { stale: [], failedOver: [], circuitOpen: false };
+    }
     const cutoff = wholeSeconds(this.now() - this.heartbeatTimeoutMs);
     const expired = await findExpired(this.db, cutoff);
     if (expired.gone.length > 0) {
@@ -225,6 +244,29 @@ export class HealthManager {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+  }
+
+  /**
+   * Whether stale checks wait for the heartbeats' path: down now, or (re)connected less than
+   * heartbeatTimeoutMs ago (seen at this check: a reconnection between two checks counts from the
+   * later one). Heartbeats made during an outage arrive late and are stale themselves, so every
+   * amphora needs a full timeout of fresh heartbeats after the path is back, as after a start.
+   */
+  private reportPathPaused(): boolean {
+    if (!this.reportPath) return false;
+    const now = this.now();
+    const { connected, connects } = this.reportPath();
+    if (!connected) {
+      if (this.pausedUntil !== Infinity) this.log.warn('the transport is disconnected: no amphora is failed over until heartbeats can arrive again');
+      this.pausedUntil = Infinity;
+    } else if (this.seenConnects !== undefined && connects !== this.seenConnects) {
+      this.pausedUntil = now + this.heartbeatTimeoutMs;
+      this.log.info({ pauseMs: this.heartbeatTimeoutMs }, 'the transport reconnected: stale amphora checks resume after a heartbeat timeout');
+    } else if (this.pausedUntil === Infinity) {
+      this.pausedUntil = now + this.heartbeatTimeoutMs; // connected again, counted from now
+    }
+    this.seenConnects = connects;
+    return now < this.pausedUntil;
   }
 
   /** applyHeartbeat, one heartbeat of the load balancer at a time in this process, tried again while rows are locked. */

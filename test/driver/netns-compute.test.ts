@@ -59,7 +59,7 @@ class StandInProcesses implements ComputeDriver {
 
   async boot(req: AmphoraBootRequest): Promise<BootedAmphora> {
     if (this.failBoot) throw new Error('spawn failed');
-    const args = ['-e', AGENT, (req as NetnsBootRequest).vipAddress ?? '0.0.0.0', req.role];
+    const args = ['-e', AGENT, (req as NetnsBootRequest).vipAddress ?? '0.0.0.0', req.role ?? 'SPARE'];
     const cmd = this.skipWrapper ? { command: process.execPath, args } : this.wrap(req, process.execPath, args);
     const child = spawn(cmd.command, cmd.args, { stdio: 'ignore' });
     await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject));

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { formatIp, ipToBigInt } from '../../../api/schema/types.ts';
 import {
-  addAddress, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute,
+  addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute,
 } from './ip.ts';
 import { AMPHORA_INTERFACE, checkPrefix, hasPrefix, hostVethName, macFor, namespaceName } from './names.ts';
 
@@ -33,8 +33,8 @@ export interface AmphoraNetworkOptions {
 
 export interface PlugRequest {
   amphoraId: string;
-  /** STANDALONE, MASTER or BACKUP. */
-  role: string;
+  /** STANDALONE, MASTER or BACKUP; null for a spare (no VIP until assignVip()). */
+  role: string | null;
   vipAddress?: string | null;
 }
 
@@ -87,7 +87,7 @@ export class AmphoraNetwork {
       const inside = { netns: namespace };
       await addAddress(AMPHORA_INTERFACE, `${managementAddress}/${this.opts.prefixLength}`, inside);
       await setDefaultRoute(this.opts.gateway, inside);
-      if (req.vipAddress) await this.addVip(namespace, req.vipAddress, req.role);
+      if (req.vipAddress && req.role) await this.addVip(namespace, req.vipAddress, req.role);
       return { namespace, managementAddress };
     } catch (err) {
       await this.unplug(req.amphoraId).catch((cleanupErr: unknown) => {
@@ -110,9 +110,16 @@ export class AmphoraNetwork {
     return namespaceExists(this.namespaceOf(amphoraId));
   }
 
+  /** Plumbs the VIP into a spare amphora's namespace when it is given to a load balancer. */
+  async assignVip(amphoraId: string, vip: string, role: string): Promise<void> {
+    await this.addVip(this.namespaceOf(amphoraId), vip, role);
+  }
+
   private async addVip(namespace: string, vip: string, role: string): Promise<void> {
     if (role !== 'BACKUP') {
       await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: namespace });
+      // The VIP may have been another amphora's a moment ago (failover): the neighbours learn its new MAC now.
+      await announceAddresses(AMPHORA_INTERFACE, { netns: namespace });
       return;
     }
     for (const setting of ['net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']) {

@@ -151,6 +151,22 @@ export async function setMac(name: string, mac: string, where: Where = {}): Prom
   await ip(['link', 'set', name, 'address', mac], where);
 }
 
+/**
+ * Sends a gratuitous ARP for every IPv4 address of a device, so that the neighbours' ARP caches
+ * point at it at once: an address that moved from another host (a VIP taken over by a new amphora
+ * after a failover) is otherwise unreachable until their entries expire (up to a minute). No
+ * arping needed: with arp_notify on, the kernel announces the device's addresses whenever its
+ * hardware address is set, even to the same value.
+ */
+export async function announceAddresses(device: string, where: Where = {}): Promise<void> {
+  const setting = `net.ipv4.conf.${device}.arp_notify=1`;
+  const sysctl = where.netns ? inNamespace(where.netns, 'sysctl', ['-q', '-w', setting]) : { command: 'sysctl', args: ['-q', '-w', setting] };
+  await run(sysctl.command, sysctl.args);
+  const mac = (await listLinks(where)).find((l) => l.name === device)?.mac;
+  if (!mac) throw new Error(`cannot announce the addresses of ${device}${where.netns ? ` in ${where.netns}` : ''}: no such device`);
+  await setMac(device, mac, where);
+}
+
 // --- addresses and routes
 
 /** Addresses of a device as CIDRs (e.g. 172.31.0.5/24), link-local ones (fe80::/64) left out. */

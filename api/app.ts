@@ -7,7 +7,7 @@ import { Database } from '../common/db/database.ts';
 import type { Logger } from '../common/logging.ts';
 import { ProviderRegistry } from '../driver/registry.ts';
 import { authMiddleware } from './auth/auth-middleware.ts';
-import { KeystoneClient, type TokenValidator } from './auth/keystone-client.ts';
+import { keystoneClientFromConfig, type TokenValidator } from './auth/keystone-client.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { acceptJson, canonicalApiPath, faults, jsonBody, requestId, stripJsonSuffix } from './middleware.ts';
 import type { Services } from './services.ts';
@@ -103,18 +103,6 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
 function authOptions(config: ArgonautConfig, log: Logger, overrides: ApiOverrides) {
   if (config.api.authStrategy === 'noauth') return { strategy: 'noauth' as const };
   if (overrides.tokenValidator) return { strategy: 'keystone' as const, keystone: overrides.tokenValidator };
-  const k = config.keystone;
-  const keystone = new KeystoneClient({
-    authUrl: k.authUrl,
-    username: k.username,
-    password: k.password,
-    projectName: k.projectName,
-    userDomainName: k.userDomainName,
-    projectDomainName: k.projectDomainName,
-    region: k.region,
-    timeoutMs: k.timeoutMs,
-    retries: k.retries,
-    logger: log,
-  });
-  return { strategy: 'keystone' as const, keystone, cache: new TokenCache({ ttlMs: k.tokenCacheTtlSeconds * 1000 }), logger: log };
+  const keystone = keystoneClientFromConfig(config.keystone, log);
+  return { strategy: 'keystone' as const, keystone, cache: new TokenCache({ ttlMs: config.keystone.tokenCacheTtlSeconds * 1000 }), logger: log };
 }

@@ -3,6 +3,7 @@
 // (GET /v3/auth/tokens with X-Subject-Token) and endpoint lookup in the service catalog.
 // Tokens and passwords never appear in errors or logs.
 import { z } from 'zod';
+import type { ArgonautConfig } from '../../common/config.ts';
 import { type AuthContext, normaliseRoles, tokenFingerprint } from './auth-context.ts';
 
 /** The user token is not valid (unknown, malformed, expired or revoked). The middleware answers 401. */
@@ -435,4 +436,20 @@ function describeFetchError(err: unknown): string {
 async function discardBody(res: Response): Promise<void> {
   if (res.bodyUsed || !res.body) return;
   await res.body.cancel();
+}
+
+/** A client with the service user of the configuration's `keystone` section. */
+export function keystoneClientFromConfig(k: ArgonautConfig['keystone'], logger: AuthLogger): KeystoneClient {
+  return new KeystoneClient({
+    authUrl: k.authUrl,
+    username: k.username,
+    password: k.password,
+    projectName: k.projectName,
+    userDomainName: k.userDomainName,
+    projectDomainName: k.projectDomainName,
+    region: k.region,
+    timeoutMs: k.timeoutMs,
+    retries: k.retries,
+    logger,
+  });
 }

@@ -1,7 +1,7 @@
 // The Keystone service credentials the OpenStack drivers use (the `keystone` section: the same
 // service user that validates tokens). One client per configuration, so that the Neutron and Nova
 // drivers of a process share one service token.
-import { KeystoneClient } from '../../api/auth/keystone-client.ts';
+import { keystoneClientFromConfig, type KeystoneClient } from '../../api/auth/keystone-client.ts';
 import type { ArgonautConfig } from '../../common/config.ts';
 import type { Logger } from '../../common/logging.ts';
 
@@ -12,18 +12,7 @@ export function serviceCredentials(config: Pick<ArgonautConfig, 'keystone'>, log
   let client = clients.get(k);
   if (!client) {
     if (!k.password) throw new Error('keystone.password is empty: the neutron and nova drivers need the service user credentials of the keystone section');
-    client = new KeystoneClient({
-      authUrl: k.authUrl,
-      username: k.username,
-      password: k.password,
-      projectName: k.projectName,
-      userDomainName: k.userDomainName,
-      projectDomainName: k.projectDomainName,
-      region: k.region,
-      timeoutMs: k.timeoutMs,
-      retries: k.retries,
-      logger: log.child({ component: 'openstack-auth' }),
-    });
+    client = keystoneClientFromConfig(k, log.child({ component: 'openstack-auth' }));
     clients.set(k, client);
   }
   return client;

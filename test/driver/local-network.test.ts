@@ -14,7 +14,7 @@ import {
 } from '../../driver/network/local/ip.ts';
 import { LocalNetworkDriver } from '../../driver/network/local/local-network-driver.ts';
 import { AMPHORA_INTERFACE, bridgeName, hasPrefix, hostVethName, macFor, namespaceName } from '../../driver/network/local/names.ts';
-import { openTestDatabase } from './local/database.ts';
+import { openTestDatabase } from '../helpers/database.ts';
 import { IS_ROOT, requestFrom, startServerIn, testPrefix } from './local/netns-helpers.ts';
 
 const SUBNET_ID = randomUUID();

@@ -7,7 +7,7 @@ import type { Transaction } from 'sequelize';
 import { ApiError } from '../../api/errors.ts';
 import type { Database } from '../../common/db/database.ts';
 import { LOOPBACK_NETWORK_ID, LOOPBACK_SUBNET_ID, LoopbackNetworkDriver } from '../../driver/network/loopback.ts';
-import { openTestDatabase } from './local/database.ts';
+import { openTestDatabase } from '../helpers/database.ts';
 
 let db: Database;
 let closeDb: () => Promise<void>;

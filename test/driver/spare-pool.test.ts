@@ -7,7 +7,7 @@ import type { Database, Row } from '../../common/db/database.ts';
 import { createLogger } from '../../common/logging.ts';
 import { SparePool } from '../../driver/amphora/spare-pool.ts';
 import type { AmphoraBootRequest, BootedAmphora, ComputeDriver } from '../../driver/compute/compute-driver.ts';
-import { openTestDatabase } from './local/database.ts';
+import { openTestDatabase } from '../helpers/database.ts';
 
 class FakeCompute implements ComputeDriver {
   readonly name = 'fake';
@@ -108,7 +108,7 @@ describe('spare amphora pool', () => {
     expect(claimed?.id).toBe(compute.booted[0]!.amphoraId);
     const row = (await db.models.amphora.findByPk(claimed!.id, { raw: true })) as Row;
     expect(row).toMatchObject({ load_balancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', ha_ip: '127.0.100.9' });
-    expect(compute.assigned).toEqual([{ amphoraId: claimed!.id, loadBalancerId: lb.id, role: 'STANDALONE', vipAddress: '127.0.100.9' }]);
+    expect(compute.assigned).toEqual([expect.objectContaining({ amphoraId: claimed!.id, loadBalancerId: lb.id, role: 'STANDALONE', vipAddress: '127.0.100.9' })]);
     await until(async () => compute.booted.length === 2, 'a replacement spare booted');
   });
 

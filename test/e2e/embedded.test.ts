@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOOPBACK_SUBNET_ID } from '../../driver/network/loopback.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
+import { GiveUp, waitFor } from '../helpers/wait.ts';
 
 const PROJECT = { 'X-Project-Id': 'e2e-project' };
 let api: TestApi;
@@ -57,21 +58,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
-
 async function lbStatus(id: string): Promise<{ provisioning: string; operating: string }> {
   const res = await client.get(`/v2/lbaas/loadbalancers/${id}`);
   return { provisioning: res.body.loadbalancer.provisioning_status, operating: res.body.loadbalancer.operating_status };
@@ -80,7 +66,7 @@ async function lbStatus(id: string): Promise<{ provisioning: string; operating: 
 async function waitActive(id: string): Promise<void> {
   await waitFor(`load balancer ${id} ACTIVE`, async () => {
     const s = await lbStatus(id);
-    if (s.provisioning === 'ERROR') throw new Error('load balancer went to ERROR');
+    if (s.provisioning === 'ERROR') throw new GiveUp('load balancer went to ERROR');
     return s.provisioning === 'ACTIVE' ? true : undefined;
   });
 }

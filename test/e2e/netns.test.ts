@@ -28,6 +28,7 @@ import { bridgeName, hasPrefix, hostVethName } from '../../driver/network/local/
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
+import { GiveUp, waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const PROJECT = { 'X-Project-Id': 'e2e-netns' };
@@ -53,25 +54,6 @@ let client: Client;
 let stateDir: string;
 let net: ClientProcess | undefined;
 const servers = new Map<string, MemberProcess>();
-
-/** Thrown by a probe: waiting is pointless, waitFor fails at once. */
-class GiveUp extends Error {}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      if (err instanceof GiveUp) throw err;
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
 
 async function waitActive(id: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(

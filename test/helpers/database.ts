@@ -1,8 +1,8 @@
 // A migrated database for driver tests: SQLite in memory, or a fresh MariaDB database when
 // ARGONAUT_TEST_DB=mysql (dropped by close()).
 import { randomBytes } from 'node:crypto';
-import { Database, dropMysqlDatabase, ensureMysqlDatabase } from '../../../common/db/database.ts';
-import { MYSQL } from '../../helpers/api.ts';
+import { Database, dropMysqlDatabase, ensureMysqlDatabase } from '../../common/db/database.ts';
+import { MYSQL } from './api.ts';
 
 export async function openTestDatabase(): Promise<{ db: Database; close(): Promise<void> }> {
   let url = 'sqlite::memory:';

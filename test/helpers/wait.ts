@@ -1,0 +1,24 @@
+// Polling with a deadline, for tests that wait on asynchronous outcomes (statuses, traffic).
+
+/** Thrown by a probe when waiting is pointless (e.g. ERROR instead of ACTIVE): waitFor fails at once. */
+export class GiveUp extends Error {}
+
+/**
+ * Calls `probe` every `intervalMs` until it returns something other than undefined, and returns
+ * that. A probe that throws is retried (its last error is reported on timeout), unless it throws GiveUp.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      if (err instanceof GiveUp) throw err;
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}

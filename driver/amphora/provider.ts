@@ -15,7 +15,7 @@ import { WorkerProvider } from '../controller/worker-provider.ts';
 import type { NetworkDriver } from '../network/network-driver.ts';
 import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
-import type { ComputeDriver } from '../compute/compute-driver.ts';
+import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
 import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
 import type { ConfigDelivery } from './config-delivery.ts';
 import type { SparePool } from './spare-pool.ts';
@@ -49,6 +49,8 @@ const LIVENESS_CHECK_MS = 1000;
 
 export class AmphoraProvider extends WorkerProvider {
   readonly name = 'amphora';
+  /** neutron: the groups of each load balancer's VRRP ports (its lb- group, then vip_sg_ids), as last synchronised. */
+  private readonly vrrpGroups = new Map<string, string[]>();
 
   constructor(private readonly opts: AmphoraProviderOptions) {
     super(opts.db, opts.log, opts.network, opts.workerDelayMs);
@@ -128,9 +130,13 @@ export class AmphoraProvider extends WorkerProvider {
       // Neutron's VIP port (and whatever else the driver made for the load balancer) goes with it.
       if (this.network instanceof NeutronNetworkDriver) {
         await this.network.deallocateVip({ loadBalancerId: lb.id, portId: lb.vip_port_id ?? null, amphoraIds: amphorae.map((a) => a.id) });
+        this.vrrpGroups.delete(lb.id);
       }
       return;
     }
+    // neutron (Octavia's allowed-address-pairs driver): the lb- group matches the live listeners
+    // before any amphora is plugged or configured (a VRRP port made below gets the group).
+    if (!(req.kind === 'amphora' && req.action === 'configure')) await this.syncSecurityGroup(lb);
     if (req.kind === 'loadbalancer' && req.action === 'failover') {
       await this.replace(lb, await this.amphoraeOf(lb.id, ['ALLOCATED']));
     } else if (req.kind === 'amphora' && req.action === 'failover') {
@@ -216,7 +222,15 @@ export class AmphoraProvider extends WorkerProvider {
 
   private async boot(lb: Row, role: string): Promise<Row> {
     const { db, compute, masterKey, log } = this.opts;
-    const spare = await this.opts.spares?.claim(lb, role, amphoraRecord);
+    const plugPort = this.vrrpPlugger(lb);
+    const claiming: string[] = [];
+    const spare = await this.opts.spares
+      ?.claim(lb, role, amphoraRecord, plugPort ? (amphoraId) => (claiming.push(amphoraId), plugPort(amphoraId)) : undefined)
+      .catch(async (err: unknown) => {
+        // The claimed spare was removed: so goes the port made for it.
+        for (const amphoraId of claiming) await this.unplugVrrp(amphoraId).catch((e: unknown) => log.error({ err: e, amphoraId }, 'removing the VRRP port of a failed claim failed'));
+        throw err;
+      });
     if (spare) return spare;
     const record = amphoraRecord(lb, role);
     const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
@@ -229,21 +243,78 @@ export class AmphoraProvider extends WorkerProvider {
     // The BOOTING record comes first: a controller stopped during the boot finds it and removes what was started.
     await db.tx((t) => db.models.amphora.create(record, { transaction: t }));
     try {
-      const booted = await compute.boot(request);
+      // neutron: the VRRP port first, so that the amphora is started with its address and MAC.
+      let vipInterface: AmphoraVipInterface | null = null;
+      if (plugPort) {
+        vipInterface = await plugPort(record.id);
+        const port = { vrrp_port_id: vipInterface.portId, vrrp_ip: vipInterface.address };
+        Object.assign(record, port);
+        await db.tx((t) => db.models.amphora.update(port, { where: { id: record.id }, transaction: t }));
+      }
+      const booted = await compute.boot({ ...request, vipInterface });
       const values = { compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED', updated_at: nowSeconds() };
       await db.tx((t) => db.models.amphora.update(values, { where: { id: record.id }, transaction: t }));
       log.info({ amphoraId: record.id, loadBalancerId: lb.id, role, computeId: booted.computeId, compute: compute.name }, 'amphora started');
       return { ...record, ...values };
     } catch (err) {
       await db.tx((t) => db.models.amphora.update({ status: 'ERROR', updated_at: nowSeconds() }, { where: { id: record.id }, transaction: t }));
+      if (plugPort) await this.unplugVrrp(record.id).catch((e: unknown) => log.error({ err: e, amphoraId: record.id }, 'removing the VRRP port of a failed boot failed'));
       throw err;
     }
+  }
+
+  /**
+   * neutron with a compute driver that starts amphorae: makes an amphora's VRRP port
+   * (`octavia-lb-vrrp-<amphoraId>` on the VIP subnet, the VIP addresses as allowed address pairs,
+   * the lb- group) and answers what its interface must carry. null otherwise (nothing is made).
+   */
+  private vrrpPlugger(lb: Row): ((amphoraId: string) => Promise<AmphoraVipInterface>) | null {
+    const network = this.network;
+    if (!(network instanceof NeutronNetworkDriver) || this.opts.compute.startsNothing || !lb.vip_subnet_id) return null;
+    return async (amphoraId) => {
+      const groups = this.vrrpGroups.get(lb.id) ?? (await this.syncSecurityGroup(lb));
+      const port = await network.plugAmphoraVip({ amphoraId, subnetId: lb.vip_subnet_id, vipAddresses: vipAddressesOf(lb), securityGroupIds: groups });
+      return { portId: port.vrrpPortId, address: port.vrrpIp, mac: port.mac, prefixLength: port.prefixLength };
+    };
+  }
+
+  private async unplugVrrp(amphoraId: string): Promise<void> {
+    if (this.network instanceof NeutronNetworkDriver && !this.opts.compute.startsNothing) await this.network.unplugAmphoraVip(amphoraId);
+  }
+
+  /**
+   * neutron: makes the lb-<lbId> group's rules what the live listeners (not PENDING_DELETE) need
+   * (their ports and protocols, from their allowed_cidrs or anywhere; VRRP and AH for
+   * ACTIVE_STANDBY) and sets it on the VIP port. Answers the VRRP ports' groups (none without neutron).
+   */
+  private async syncSecurityGroup(lb: Row): Promise<string[]> {
+    const network = this.network;
+    if (!(network instanceof NeutronNetworkDriver)) return [];
+    const { db } = this.opts;
+    const listeners = (await db.read(() =>
+      db.models.listener.findAll({ where: { load_balancer_id: lb.id, provisioning_status: { [Op.notIn]: ['PENDING_DELETE', 'DELETED'] } }, raw: true }),
+    )) as Row[];
+    const vipSgIds = parseJson<string[] | null>(lb.vip_sg_ids, null) ?? [];
+    const groupId = await network.updateVipSecurityGroup({
+      loadBalancerId: lb.id,
+      vipAddresses: vipAddressesOf(lb),
+      listeners: listeners.map((l) => ({ protocol: l.protocol, protocolPort: l.protocol_port, allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [] })),
+      activeStandby: (lb.topology ?? this.opts.defaultTopology) === 'ACTIVE_STANDBY',
+      vipPortId: lb.vip_port_id ?? null,
+      vipSgIds,
+    });
+    const groups = [groupId, ...vipSgIds];
+    this.vrrpGroups.set(lb.id, groups);
+    return groups;
   }
 
   /** Stops an amphora and forgets it: its instance, configuration, queue and health record go. */
   private async retire(amphora: Row): Promise<void> {
     const { db, compute, delivery, log } = this.opts;
     if (amphora.compute_id) await compute.destroy(amphora.compute_id);
+    // neutron: its VRRP port goes with it (a spare never had one; the lookup is by name, so a
+    // port made by an attempt that failed half-way goes too).
+    await this.unplugVrrp(amphora.id);
     await delivery.forget(amphora.id);
     await db.tx(async (t) => {
       await db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: amphora.id }, transaction: t });
@@ -307,6 +378,12 @@ function amphoraRecord(lb: Row, role: string): Row {
     created_at: nowSeconds(),
     updated_at: nowSeconds(),
   };
+}
+
+/** The VIP and the additional VIPs: the addresses an amphora answers for. */
+function vipAddressesOf(lb: Row): string[] {
+  const additional = parseJson<Array<{ ip_address: string | null }>>(lb.additional_vips, []).map((v) => v.ip_address);
+  return [lb.vip_address, ...additional].filter((a): a is string => typeof a === 'string' && a !== '');
 }
 
 function checkAlpn(value: unknown): void {

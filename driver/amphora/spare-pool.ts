@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
-import type { ComputeDriver } from '../compute/compute-driver.ts';
+import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
 import { nowSeconds } from '../controller/completion.ts';
 
 export interface SparePoolOptions {
@@ -52,9 +52,18 @@ export class SparePool {
 
   /**
    * Gives a living spare to the load balancer (its record becomes ALLOCATED with the role) and
-   * plumbs it; null when none is ready.
+   * plumbs it; null when none is ready. `plugPort` (neutron) makes the amphora's port on the VIP
+   * subnet once the spare is claimed (a spare has no load balancer, hence no VIP subnet, before):
+   * its id and address are recorded (vrrp_port_id, vrrp_ip) and the compute driver plumbs it with
+   * the VIP. When that fails the claimed amphora is destroyed and its record DELETED (the caller
+   * removes the port it made), and the error thrown.
    */
-  async claim(lb: Row, role: string, amphoraRecord: (lb: Row, role: string) => Row): Promise<Row | null> {
+  async claim(
+    lb: Row,
+    role: string,
+    amphoraRecord: (lb: Row, role: string) => Row,
+    plugPort?: (amphoraId: string) => Promise<AmphoraVipInterface>,
+  ): Promise<Row | null> {
     const { db, compute, log } = this.opts;
     if (this.opts.size === 0) return null;
     const spares = (await db.read(() =>
@@ -78,8 +87,23 @@ export class SparePool {
       // Conditional: two operations racing for one spare, only one gets it.
       const [claimed] = await db.tx((t) => db.models.amphora.update(values, { where: { id: spare.id, status: 'READY' }, transaction: t }));
       if (claimed !== 1) continue;
-      await compute.assign?.(spare.compute_id, { amphoraId: spare.id, loadBalancerId: lb.id, role, vipAddress: lb.vip_address ?? null });
-      log.info({ amphoraId: spare.id, loadBalancerId: lb.id, role }, 'spare amphora claimed');
+      let vipInterface: AmphoraVipInterface | null = null;
+      try {
+        if (plugPort) {
+          vipInterface = await plugPort(spare.id);
+          values.vrrp_port_id = vipInterface.portId;
+          values.vrrp_ip = vipInterface.address;
+          await db.tx((t) => db.models.amphora.update({ vrrp_port_id: values.vrrp_port_id, vrrp_ip: values.vrrp_ip }, { where: { id: spare.id }, transaction: t }));
+        }
+        await compute.assign?.(spare.compute_id, { amphoraId: spare.id, loadBalancerId: lb.id, role, vipAddress: lb.vip_address ?? null, vipInterface });
+      } catch (err) {
+        log.error({ err, amphoraId: spare.id, loadBalancerId: lb.id }, 'plumbing a claimed spare amphora failed: removing it');
+        await compute.destroy(spare.compute_id);
+        await db.tx((t) => db.models.amphora.update({ status: 'DELETED', updated_at: nowSeconds() }, { where: { id: spare.id }, transaction: t }));
+        this.topUp();
+        throw err;
+      }
+      log.info({ amphoraId: spare.id, loadBalancerId: lb.id, role, vrrpPortId: vipInterface?.portId, vrrpIp: vipInterface?.address }, 'spare amphora claimed');
       this.topUp();
       return { ...spare, ...values };
     }

@@ -2,6 +2,18 @@
 // production). A compute driver starts an amphora agent that connects to the controller over the
 // transport as `amphora:<amphoraId>` with the key it is given; it does not wait for the agent to
 // connect (the controller waits for the agent's config fetch or ack instead).
+/**
+ * The amphora's port on the VIP subnet (with the `neutron` network driver: its Neutron VRRP port,
+ * `octavia-lb-vrrp-<amphoraId>`): the address and MAC its VIP interface must carry.
+ */
+export interface AmphoraVipInterface {
+  portId: string;
+  address: string;
+  mac: string;
+  /** The VIP subnet's prefix length. */
+  prefixLength: number;
+}
+
 export interface AmphoraBootRequest {
   amphoraId: string;
   /** null for a spare amphora (booted ahead of need, given to a load balancer later with assign()). */
@@ -12,6 +24,8 @@ export interface AmphoraBootRequest {
   role: string | null;
   /** The load balancer's VIP: drivers that plumb it into the amphora (netns) need it. */
   vipAddress?: string | null;
+  /** The amphora's port on the VIP subnet, when the network driver made one (neutron); absent: none. */
+  vipInterface?: AmphoraVipInterface | null;
 }
 
 export interface BootedAmphora {
@@ -19,6 +33,15 @@ export interface BootedAmphora {
   computeId: string;
   /** The amphora's management address, when it has one (Octavia's lb_network_ip). */
   lbNetworkIp: string | null;
+}
+
+export interface AmphoraAssignRequest {
+  amphoraId: string;
+  loadBalancerId: string;
+  role: string;
+  vipAddress: string | null;
+  /** The amphora's port on the VIP subnet (neutron), made at the claim; absent: none. */
+  vipInterface?: AmphoraVipInterface | null;
 }
 
 export interface ComputeDriver {
@@ -34,7 +57,7 @@ export interface ComputeDriver {
    * A spare amphora is given to a load balancer: plumb what boot() would have plumbed for it (the
    * VIP, for netns). Absent: nothing to do. Called before its first configuration is pushed.
    */
-  assign?(computeId: string, req: { amphoraId: string; loadBalancerId: string; role: string; vipAddress: string | null }): Promise<void>;
+  assign?(computeId: string, req: AmphoraAssignRequest): Promise<void>;
   /** Stops and removes an amphora; idempotent (an unknown or already gone computeId is not an error). */
   destroy(computeId: string): Promise<void>;
   /** Whether the amphora's process/instance still exists (false once it died or was destroyed). */

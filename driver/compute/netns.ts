@@ -1,5 +1,6 @@
 // The `netns` compute driver (root): each amphora is a network namespace plugged into the local
-// bridge (driver/network/local/amphora-plumbing.ts: management address, default route, the VIP),
+// bridge (driver/network/local/amphora-plumbing.ts: management address, default route, the VIP;
+// with neutron, the VRRP port's address and MAC on eth0),
 // and its agent is a process started by the `process` compute driver, run inside the namespace with
 // `ip netns exec` (the agent's IPC channel survives it), so that its data plane binds the VIP there.
 //
@@ -12,7 +13,7 @@ import type { Logger } from '../../common/logging.ts';
 import { AmphoraNetwork, type AmphoraNetworkOptions } from '../network/local/amphora-plumbing.ts';
 import { killIfRunning } from '../network/local/cleanup.ts';
 import { namespacePids, namespaceExists } from '../network/local/ip.ts';
-import type { AmphoraBootRequest, BootedAmphora, ComputeDriver } from './compute-driver.ts';
+import type { AmphoraAssignRequest, AmphoraBootRequest, BootedAmphora, ComputeDriver } from './compute-driver.ts';
 
 /** Rewrites the agent's command line (here: prefixes it with `ip netns exec <namespace>`). */
 export type CommandWrapper = (req: AmphoraBootRequest, command: string, args: string[]) => { command: string; args: string[] };
@@ -52,7 +53,7 @@ export class NetnsComputeDriver implements ComputeDriver {
   async boot(req: NetnsBootRequest): Promise<BootedAmphora> {
     const amphoraId = AmphoraIdSchema.parse(req.amphoraId);
     if (this.booted.has(amphoraId)) throw new Error(`amphora ${amphoraId} is already booted`);
-    const plugged = await this.network.plug({ amphoraId, role: req.role, vipAddress: req.vipAddress });
+    const plugged = await this.network.plug({ amphoraId, role: req.role, vipAddress: req.vipAddress, vipInterface: req.vipInterface ?? null });
     this.wrapped.delete(amphoraId);
     let processId: string;
     try {
@@ -82,8 +83,8 @@ export class NetnsComputeDriver implements ComputeDriver {
     await this.unplug(computeId);
   }
 
-  async assign(computeId: string, req: { role: string; vipAddress: string | null }): Promise<void> {
-    if (req.vipAddress) await this.network.assignVip(computeId, req.vipAddress, req.role);
+  async assign(computeId: string, req: Pick<AmphoraAssignRequest, 'role' | 'vipAddress' | 'vipInterface'>): Promise<void> {
+    if (req.vipAddress || req.vipInterface) await this.network.assignVip(computeId, req.vipAddress, req.role, req.vipInterface ?? null);
   }
 
   async isAlive(computeId: string): Promise<boolean> {

@@ -24,6 +24,7 @@ export const portSchema = z.object({
   id: z.string(),
   name: z.string().nullish(),
   network_id: z.string(),
+  mac_address: z.string().nullish(),
   device_id: z.string().nullish(),
   device_owner: z.string().nullish(),
   project_id: z.string().nullish(),

@@ -8,8 +8,9 @@
 //   addresses as allowed address pairs, so that the amphora may answer for them;
 // - the security group `lb-<lbId>` (service project) letting in the listener ports (from their
 //   allowed_cidrs, or from anywhere) and, for ACTIVE_STANDBY, VRRP and AH between the amphorae.
-// Attaching the VRRP port to an instance is the compute driver's job (nova: attachPort, or a port
-// given at boot).
+// Attaching the VRRP port to an instance is the compute driver's job (netns: its address and MAC on
+// the namespace's eth0, see driver/amphora/provider.ts; nova: attachPort, or a port given at boot,
+// not done yet).
 //
 // The controller's calls, in order: allocateVip() (the API, at create); updateVipSecurityGroup()
 // (at create, and whenever listeners change); plugAmphoraVip() per amphora (before or after its
@@ -115,6 +116,10 @@ export interface AmphoraVipPort {
   vrrpPortId: string;
   vrrpIp: string;
   networkId: string;
+  /** The port's MAC address (what the amphora's interface must carry). */
+  mac: string;
+  /** The VIP subnet's prefix length (the VRRP address is configured with it). */
+  prefixLength: number;
 }
 
 /** A VIP could not be allocated for another reason than a conflict: Octavia's DriverError (500). */
@@ -324,7 +329,9 @@ export class NeutronNetworkDriver implements NetworkDriver {
     const vrrpIp = port.fixed_ips.find((ip) => ip.subnet_id === subnet.id)?.ip_address;
     if (!vrrpIp) throw new Error(`Neutron port ${port.id} of amphora ${req.amphoraId} has no address on subnet ${subnet.id}`);
     this.log.info({ amphoraId: req.amphoraId, portId: port.id, vrrpIp, vipAddresses: req.vipAddresses }, 'amphora VRRP port ready');
-    return { vrrpPortId: port.id, vrrpIp, networkId: port.network_id };
+    if (!port.mac_address) throw new Error(`Neutron port ${port.id} of amphora ${req.amphoraId} has no MAC address`);
+    const prefixLength = Number(subnet.cidr.split('/')[1]);
+    return { vrrpPortId: port.id, vrrpIp, networkId: port.network_id, mac: port.mac_address, prefixLength };
   }
 
   /** Deletes the amphora's VRRP port; idempotent. */

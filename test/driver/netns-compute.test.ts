@@ -190,6 +190,37 @@ describe.skipIf(!IS_ROOT)('netns compute driver (root)', () => {
     expect(await leftovers()).toEqual({ namespaces: [], links: [] });
   });
 
+  it('with a port on the VIP subnet (neutron): eth0 takes its address and MAC at boot, or on assign for a spare', async () => {
+    const { driver } = standIn();
+    stops.push(() => driver.stop());
+    const eth0 = async (ns: string) => ({
+      mac: (await listLinks({ netns: ns })).find((l) => l.name === AMPHORA_INTERFACE)?.mac,
+      addresses: (await listAddresses(AMPHORA_INTERFACE, { netns: ns })).sort(),
+    });
+    // Booted for a load balancer: the port's address instead of a management address.
+    const vip = '10.214.9.103';
+    const port = { portId: randomUUID(), address: '10.214.9.60', mac: 'fa:16:3e:00:09:60', prefixLength: 24 };
+    const req = { ...bootRequest('STANDALONE', vip), vipInterface: port };
+    const booted = await driver.boot(req);
+    expect(booted.lbNetworkIp).toBe(port.address);
+    expect(await eth0(`${prefix}-${req.amphoraId}`)).toEqual({ mac: port.mac, addresses: ['10.214.9.103/32', '10.214.9.60/24'] });
+    await waitFor('the VIP to answer', () => requestFrom(client, vip, 80).then((r) => r === `STANDALONE ${CLIENT_IP}`, () => false), 5000);
+    await driver.destroy(booted.computeId);
+
+    // A spare keeps its management address; the claim adds the port's address and MAC, and the VIP.
+    const spareReq = bootRequest(null as unknown as string, null);
+    const spare = await driver.boot({ ...spareReq, role: null });
+    const ns = `${prefix}-${spareReq.amphoraId}`;
+    expect(spare.lbNetworkIp).toBe('10.214.9.10');
+    const port2 = { portId: randomUUID(), address: '10.214.9.61', mac: 'fa:16:3e:00:09:61', prefixLength: 24 };
+    await driver.assign(spare.computeId, { role: 'STANDALONE', vipAddress: vip, vipInterface: port2 });
+    expect(await eth0(ns)).toEqual({ mac: port2.mac, addresses: ['10.214.9.10/24', '10.214.9.103/32', '10.214.9.61/24'] });
+    // The VIP moved from the first amphora: the client learns the new MAC at once (gratuitous ARP).
+    await waitFor('the VIP to answer', () => requestFrom(client, vip, 80).then((r) => r === `SPARE ${CLIENT_IP}`, () => false), 5000);
+    await driver.stop();
+    expect(await leftovers()).toEqual({ namespaces: [], links: [] });
+  });
+
   it('removes an amphora of an earlier controller run: what still runs in its namespace is killed', async () => {
     const { driver, processes } = standIn();
     stops.push(() => driver.stop());

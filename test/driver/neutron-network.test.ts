@@ -242,6 +242,10 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
     expect(p!.allowed_address_pairs.map((a) => a.ip_address)).toEqual([vip.address]);
     expect(p!.allowed_address_pairs[0]!.mac_address).toBeTruthy(); // Neutron fills in the port's own MAC
     expect(plugged.vrrpIp).not.toBe(vip.address);
+    // What the amphora's interface must carry: the port's MAC, and the subnet's prefix length (a /28).
+    expect(plugged.mac).toBe(p!.mac_address);
+    expect(plugged.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    expect(plugged.prefixLength).toBe(28);
 
     // A second plug (a retried operation) reuses the port and updates its pairs.
     const again = await driver.plugAmphoraVip({ amphoraId, subnetId: subnetA, vipAddresses: [vip.address, addr(13)], securityGroupIds: [sgId] });

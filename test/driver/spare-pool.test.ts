@@ -6,14 +6,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Database, Row } from '../../common/db/database.ts';
 import { createLogger } from '../../common/logging.ts';
 import { SparePool } from '../../driver/amphora/spare-pool.ts';
-import type { AmphoraBootRequest, BootedAmphora, ComputeDriver } from '../../driver/compute/compute-driver.ts';
+import type { AmphoraAssignRequest, AmphoraBootRequest, BootedAmphora, ComputeDriver } from '../../driver/compute/compute-driver.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 
 class FakeCompute implements ComputeDriver {
   readonly name = 'fake';
   readonly alive = new Set<string>();
   readonly booted: AmphoraBootRequest[] = [];
-  readonly assigned: Array<{ amphoraId: string; loadBalancerId: string; role: string; vipAddress: string | null }> = [];
+  readonly assigned: AmphoraAssignRequest[] = [];
+  failAssign = false;
   readonly destroyed: string[] = [];
   async boot(req: AmphoraBootRequest): Promise<BootedAmphora> {
     this.booted.push(req);
@@ -21,7 +22,8 @@ class FakeCompute implements ComputeDriver {
     this.alive.add(computeId);
     return { computeId, lbNetworkIp: null };
   }
-  async assign(_computeId: string, req: { amphoraId: string; loadBalancerId: string; role: string; vipAddress: string | null }): Promise<void> {
+  async assign(_computeId: string, req: AmphoraAssignRequest): Promise<void> {
+    if (this.failAssign) throw new Error('assign failed');
     this.assigned.push(req);
   }
   async destroy(computeId: string): Promise<void> {
@@ -110,6 +112,36 @@ describe('spare amphora pool', () => {
     expect(row).toMatchObject({ load_balancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', ha_ip: '127.0.100.9' });
     expect(compute.assigned).toEqual([expect.objectContaining({ amphoraId: claimed!.id, loadBalancerId: lb.id, role: 'STANDALONE', vipAddress: '127.0.100.9' })]);
     await until(async () => compute.booted.length === 2, 'a replacement spare booted');
+  });
+
+  it('a claim with a port to plug (neutron): the port is made for the claimed spare, recorded and handed to the compute driver', async () => {
+    const p = pool(1);
+    p.start();
+    await until(async () => compute.booted.length === 1, 'a boot');
+    serving.add(compute.booted[0]!.amphoraId);
+    await until(async () => (await spares('READY')).length === 1, 'a READY spare');
+    const port = { portId: randomUUID(), address: '10.0.0.5', mac: 'fa:16:3e:00:00:01', prefixLength: 24 };
+    const plugged: string[] = [];
+    const claimed = await p.claim(lb, 'STANDALONE', record, async (amphoraId) => (plugged.push(amphoraId), port));
+    expect(plugged).toEqual([claimed!.id]);
+    expect(claimed).toMatchObject({ vrrp_port_id: port.portId, vrrp_ip: port.address });
+    const row = (await db.models.amphora.findByPk(claimed!.id, { raw: true })) as Row;
+    expect(row).toMatchObject({ status: 'ALLOCATED', load_balancer_id: lb.id, vrrp_port_id: port.portId, vrrp_ip: port.address });
+    expect(compute.assigned).toEqual([expect.objectContaining({ amphoraId: claimed!.id, vipAddress: '127.0.100.9', vipInterface: port })]);
+  });
+
+  it('a claim whose port cannot be plumbed removes the claimed spare and fails', async () => {
+    const p = pool(1);
+    p.start();
+    await until(async () => compute.booted.length === 1, 'a boot');
+    const id = compute.booted[0]!.amphoraId;
+    serving.add(id);
+    await until(async () => (await spares('READY')).length === 1, 'a READY spare');
+    compute.failAssign = true;
+    const port = { portId: randomUUID(), address: '10.0.0.5', mac: 'fa:16:3e:00:00:01', prefixLength: 24 };
+    await expect(p.claim(lb, 'STANDALONE', record, async () => port)).rejects.toThrow('assign failed');
+    expect(((await db.models.amphora.findByPk(id, { raw: true })) as Row).status).toBe('DELETED');
+    expect(compute.destroyed).toContain(`fake:${id}`);
   });
 
   it('answers null when no spare is ready, and never hands one spare to two claims', async () => {

@@ -5,6 +5,10 @@
 // `netns` compute driver (amphorae are network namespaces on a host bridge of this run; the VIP
 // address Neutron allocated is plumbed into the amphora's namespace). Members and the client are
 // namespaces of their own on the same bridge; the client sends real HTTP traffic to the VIP.
+// As Octavia's allowed-address-pairs driver does, the controller keeps the security group
+// `lb-<id>` (set on the VIP port) matching the listeners, and gives each amphora a VRRP port
+// `octavia-lb-vrrp-<amphoraId>` on the VIP subnet (the VIP as an allowed address pair) whose address
+// and MAC the amphora's eth0 carries; both are gone after the cascade delete.
 //
 // The Keystone catalog is never touched: the CLI is given a clouds.yaml of its own (in the run's
 // temporary directory, through OS_CLIENT_CONFIG_FILE, with a clean environment) whose clouds set
@@ -38,6 +42,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dropMysqlDatabase } from '../../common/db/database.ts';
 import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import { listAddresses, listLinks, listNamespaces, namespaceExists } from '../../driver/network/local/ip.ts';
+import { securityGroupName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { freePort, startApiProcess, type ApiProcess } from '../helpers/process.ts';
@@ -157,6 +162,31 @@ function aliveNode(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+interface NeutronPortDetail {
+  id: string;
+  name: string;
+  mac_address: string;
+  network_id: string;
+  device_owner: string;
+  fixed_ips: Array<{ subnet_id: string; ip_address: string }>;
+  allowed_address_pairs: Array<{ ip_address: string; mac_address?: string }>;
+  security_group_ids: string[];
+}
+
+interface SecurityGroupDetail {
+  id: string;
+  name: string;
+  rules: Array<{ direction: string; ethertype: string; protocol: string | null; port_range_min: number | null; port_range_max: number | null; remote_ip_prefix: string | null }>;
+}
+
+/** The ingress rules of a group, as `<ethertype> <protocol> <min>-<max> <remote prefix or any>`, sorted. */
+function ingressRules(group: SecurityGroupDetail): string[] {
+  return group.rules
+    .filter((r) => r.direction === 'ingress')
+    .map((r) => `${r.ethertype} ${r.protocol} ${r.port_range_min}-${r.port_range_max} ${r.remote_ip_prefix ?? 'any'}`)
+    .sort();
 }
 
 interface NeutronPortRow {
@@ -380,10 +410,46 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
   let lbId: string;
   let vip: string;
   let vipPortId: string;
+  let securityGroupId: string;
+  let vrrpPortId: string;
   let listenerId: string;
   let poolId: string;
   const memberIds: string[] = [];
   let requests = 0;
+
+  /**
+   * The amphora's VRRP port (service project): on the VIP subnet, the VIP as its allowed address
+   * pair, the lb- group, recorded on the amphora (vrrp_port_id, vrrp_ip); eth0 in the amphora's
+   * namespace carries its MAC and address, and the VIP. The amphora was a spare (the usual case:
+   * it keeps its management address, from the upper half) or booted for the load balancer when no
+   * spare was ready (then the VRRP address is its only one, and its lb_network_ip). Answers the port's id.
+   */
+  async function checkVrrpPort(amphora: { id: string; lb_network_ip: string }): Promise<string> {
+    const shown = await openstackJson<Record<string, string | null>>('admin', ['loadbalancer', 'amphora', 'show', amphora.id]);
+    const portId = shown.vrrp_port_id!;
+    const vrrpPort = await openstackJson<NeutronPortDetail>('admin', ['port', 'show', portId]);
+    expect(vrrpPort).toMatchObject({ name: vrrpPortName(amphora.id), network_id: networkId, device_owner: 'Octavia' });
+    expect(vrrpPort.fixed_ips).toHaveLength(1);
+    expect(vrrpPort.fixed_ips[0]!.subnet_id).toBe(subnetId);
+    const vrrpIp = vrrpPort.fixed_ips[0]!.ip_address;
+    expect(vrrpPort.allowed_address_pairs.map((p) => p.ip_address)).toEqual([vip]);
+    expect(vrrpPort.security_group_ids).toEqual([securityGroupId]);
+    expect(shown).toMatchObject({ vrrp_ip: vrrpIp, ha_ip: vip, ha_port_id: vipPortId, lb_network_ip: amphora.lb_network_ip });
+
+    const netns = `${prefix}-${amphora.id}`;
+    expect((await listLinks({ netns })).find((l) => l.name === 'eth0')?.mac).toBe(vrrpPort.mac_address);
+    const eth0 = (await listAddresses('eth0', { netns })).sort(); // the kernel lists secondaries in no fixed order
+    if (amphora.lb_network_ip === vrrpIp) {
+      expect(eth0).toEqual([`${vrrpIp}/24`, `${vip}/32`].sort());
+    } else {
+      const mgmt = Number(amphora.lb_network_ip.split('.')[3]);
+      expect(amphora.lb_network_ip.startsWith(`${NET}.`)).toBe(true);
+      expect(mgmt).toBeGreaterThanOrEqual(128);
+      expect(mgmt).toBeLessThan(250);
+      expect(eth0).toEqual([`${amphora.lb_network_ip}/24`, `${vrrpIp}/24`, `${vip}/32`].sort());
+    }
+    return portId;
+  }
 
   it('creates a load balancer on the Neutron subnet: Neutron allocates the VIP port, an amphora namespace holds the address', async () => {
     const lb = await openstackJson<Record<string, string>>('demo', ['loadbalancer', 'create', '--name', NAME, '--vip-subnet-id', subnetId, '--wait']);
@@ -410,17 +476,27 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
     expect(amphorae).toHaveLength(1);
     const [amphora] = amphorae;
     expect(amphora).toMatchObject({ loadbalancer_id: lbId, status: 'ALLOCATED', role: 'STANDALONE', ha_ip: vip });
-    const mgmt = Number(amphora!.lb_network_ip.split('.')[3]);
-    expect(amphora!.lb_network_ip.startsWith(`${NET}.`)).toBe(true);
-    expect(mgmt).toBeGreaterThanOrEqual(128);
-    expect(mgmt).toBeLessThan(250);
-    expect(await listAddresses('eth0', { netns: `${prefix}-${amphora!.id}` })).toEqual([`${amphora!.lb_network_ip}/24`, `${vip}/32`]);
+
+    // The security group lb-<id> is on the VIP port; no listener yet, so no ingress rule.
+    const vipPort = await openstackJson<NeutronPortDetail>('admin', ['port', 'show', vipPortId]);
+    expect(vipPort.security_group_ids).toHaveLength(1);
+    securityGroupId = vipPort.security_group_ids[0]!;
+    const group = await openstackJson<SecurityGroupDetail>('admin', ['security', 'group', 'show', securityGroupId]);
+    expect(group.name).toBe(securityGroupName(lbId));
+    expect(ingressRules(group)).toEqual([]);
+
+    vrrpPortId = await checkVrrpPort(amphora!);
   }, 300_000);
 
-  it('creates a listener, a pool, two members and a health monitor with --wait', async () => {
+  it('creates a listener (allowed CIDR: the run\'s subnet, where the client is), a pool, two members and a health monitor with --wait', async () => {
     const h = hosts();
-    const listener = await openstackJson<Record<string, string>>('demo', ['loadbalancer', 'listener', 'create', '--name', 'http', '--protocol', 'HTTP', '--protocol-port', String(HTTP_PORT), '--wait', lbId]);
+    const listener = await openstackJson<Record<string, string>>('demo', [
+      'loadbalancer', 'listener', 'create', '--name', 'http', '--protocol', 'HTTP', '--protocol-port', String(HTTP_PORT), '--allowed-cidr', CIDR, '--wait', lbId,
+    ]);
     listenerId = listener.id!;
+    // The lb- group lets the listener's port in from its allowed CIDR only.
+    const group = await openstackJson<SecurityGroupDetail>('admin', ['security', 'group', 'show', securityGroupId]);
+    expect(ingressRules(group)).toEqual([`IPv4 tcp ${HTTP_PORT}-${HTTP_PORT} ${CIDR}`]);
     const pool = await openstackJson<Record<string, string>>('demo', ['loadbalancer', 'pool', 'create', '--name', 'web', '--listener', listenerId, '--protocol', 'HTTP', '--lb-algorithm', 'ROUND_ROBIN', '--wait']);
     poolId = pool.id!;
     for (const [name, m] of [['m1', h.m1], ['m2', h.m2]] as const) {
@@ -436,6 +512,10 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
     expect(hm.provisioning_status).toBe('ACTIVE');
     const lb = await openstackJson<Record<string, string>>('demo', ['loadbalancer', 'show', lbId]);
     expect(lb.provisioning_status).toBe('ACTIVE');
+    // A listener change reaches the group: one more allowed CIDR (the client's address), one more rule.
+    await openstack('demo', ['loadbalancer', 'listener', 'set', '--allowed-cidr', CIDR, '--allowed-cidr', `${h.client.address}/32`, '--wait', listenerId]);
+    const after = await openstackJson<SecurityGroupDetail>('admin', ['security', 'group', 'show', securityGroupId]);
+    expect(ingressRules(after)).toEqual([`IPv4 tcp ${HTTP_PORT}-${HTTP_PORT} ${CIDR}`, `IPv4 tcp ${HTTP_PORT}-${HTTP_PORT} ${h.client.address}/32`].sort());
   }, 600_000);
 
   it('carries HTTP traffic from the client namespace through the VIP to both members', async () => {
@@ -496,8 +576,29 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
     expect(stats.request_errors).toBe(0);
   }, 120_000);
 
-  it('deletes everything with loadbalancer delete --cascade --wait, the Neutron VIP port included', async () => {
-    const [amphora] = await openstackJson<Array<{ id: string }>>('admin', ['loadbalancer', 'amphora', 'list', '--loadbalancer', lbId]);
+  it('fails the amphora over: the replacement gets a VRRP port of its own, the old one is deleted, traffic goes on', async () => {
+    const [old] = await openstackJson<Array<{ id: string }>>('admin', ['loadbalancer', 'amphora', 'list', '--loadbalancer', lbId]);
+    await openstack('admin', ['loadbalancer', 'amphora', 'failover', old!.id]);
+    await waitFor('the load balancer ACTIVE again', async () => {
+      const lb = await openstackJson<Record<string, string>>('demo', ['loadbalancer', 'show', lbId]);
+      return lb.provisioning_status === 'ACTIVE' ? lb : undefined;
+    }, 120_000, 1000);
+    const amphorae = await openstackJson<Array<{ id: string; status: string; lb_network_ip: string }>>('admin', ['loadbalancer', 'amphora', 'list', '--loadbalancer', lbId]);
+    const living = amphorae.filter((a) => a.status === 'ALLOCATED');
+    expect(living).toHaveLength(1);
+    expect(living[0]!.id).not.toBe(old!.id);
+    const oldPortId = vrrpPortId;
+    vrrpPortId = await checkVrrpPort(living[0]!);
+    expect(vrrpPortId).not.toBe(oldPortId);
+    await expect(openstack('admin', ['port', 'show', oldPortId])).rejects.toThrow();
+    expect(await namespaceExists(`${prefix}-${old!.id}`)).toBe(false);
+    // The new MAC was announced: the client reaches the VIP at once.
+    for (let i = 0; i < 4; i++) expect((await net!.get(vip, HTTP_PORT, `/after-failover-${i}`)).body).toMatch(/^member-[12]$/);
+  }, 300_000);
+
+  it('deletes everything with loadbalancer delete --cascade --wait, the Neutron VIP and VRRP ports and the security group included', async () => {
+    const listed = await openstackJson<Array<{ id: string; status: string }>>('admin', ['loadbalancer', 'amphora', 'list', '--loadbalancer', lbId]);
+    const [amphora] = listed.filter((a) => a.status === 'ALLOCATED'); // the failed-over one is DELETED
     expect(await namespaceExists(`${prefix}-${amphora!.id}`)).toBe(true);
     await openstack('demo', ['loadbalancer', 'delete', '--cascade', '--wait', lbId]);
     const lbs = await openstackJson<Array<{ id: string }>>('demo', ['loadbalancer', 'list']);
@@ -505,6 +606,10 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
     // Neutron: no port left on the network (the VIP port was the only one).
     const ports = await openstackJson<NeutronPortRow[]>('admin', ['port', 'list', '--network', networkId]);
     expect(ports.map((p) => `${p.Name} ${p.ID}`)).toEqual([]);
+    // The VRRP port was one of them; the lb- group went too.
+    await expect(openstack('admin', ['port', 'show', vrrpPortId])).rejects.toThrow();
+    const groups = await openstackJson<Array<{ ID: string; Name: string }>>('admin', ['security', 'group', 'list']);
+    expect(groups.filter((g) => g.ID === securityGroupId || g.Name === securityGroupName(lbId))).toEqual([]);
     // The amphora's namespace went; only the spare pool's amphora is left, without the VIP.
     expect(await namespaceExists(`${prefix}-${amphora!.id}`)).toBe(false);
     const own = new Set(Object.values(hosts()).map((h) => h.ns));

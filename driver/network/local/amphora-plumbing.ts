@@ -5,11 +5,16 @@
 // The VIP: on eth0 for a STANDALONE or MASTER amphora. A BACKUP amphora gets it on its loopback with
 // ARP for it switched off, so that its data plane can bind the VIP without taking the traffic
 // (there is no VRRP moving the VIP between them yet).
+//
+// With the `neutron` network driver the amphora has a Neutron port on the VIP subnet (its VRRP
+// port): an amphora booted for a load balancer gets that port's address and MAC on eth0 instead of
+// a management address; a spare (booted before it has a load balancer, hence a port) keeps its
+// management address, and gets the port's MAC and address added when it is claimed (assignVip).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { formatIp, ipToBigInt } from '../../../api/schema/types.ts';
 import {
-  addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute,
+  addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute, setMac,
 } from './ip.ts';
 import { AMPHORA_INTERFACE, checkPrefix, hasPrefix, hostVethName, macFor, namespaceName } from './names.ts';
 
@@ -36,6 +41,15 @@ export interface PlugRequest {
   /** STANDALONE, MASTER or BACKUP; null for a spare (no VIP until assignVip()). */
   role: string | null;
   vipAddress?: string | null;
+  /** The amphora's port on the VIP subnet (neutron): eth0 carries its address and MAC instead of a management address. */
+  vipInterface?: VipInterface | null;
+}
+
+/** An address and MAC that eth0 must carry (a Neutron port's). */
+export interface VipInterface {
+  address: string;
+  mac: string;
+  prefixLength: number;
 }
 
 export interface PluggedAmphora {
@@ -73,7 +87,8 @@ export class AmphoraNetwork {
   async plug(req: PlugRequest): Promise<PluggedAmphora> {
     const namespace = this.namespaceOf(req.amphoraId);
     await this.unplug(req.amphoraId);
-    const managementAddress = await this.reserveManagementAddress();
+    const own = req.vipInterface ?? null;
+    const managementAddress = own ? own.address : await this.reserveManagementAddress();
     try {
       await createNamespace(namespace);
       await createVeth({
@@ -82,10 +97,10 @@ export class AmphoraNetwork {
         bridge: this.opts.bridge,
         peerNamespace: namespace,
         peerName: AMPHORA_INTERFACE,
-        peerMac: macFor(req.amphoraId),
+        peerMac: own ? own.mac : macFor(req.amphoraId),
       });
       const inside = { netns: namespace };
-      await addAddress(AMPHORA_INTERFACE, `${managementAddress}/${this.opts.prefixLength}`, inside);
+      await addAddress(AMPHORA_INTERFACE, `${managementAddress}/${own ? own.prefixLength : this.opts.prefixLength}`, inside);
       await setDefaultRoute(this.opts.gateway, inside);
       if (req.vipAddress && req.role) await this.addVip(namespace, req.vipAddress, req.role);
       return { namespace, managementAddress };
@@ -110,9 +125,18 @@ export class AmphoraNetwork {
     return namespaceExists(this.namespaceOf(amphoraId));
   }
 
-  /** Plumbs the VIP into a spare amphora's namespace when it is given to a load balancer. */
-  async assignVip(amphoraId: string, vip: string, role: string): Promise<void> {
-    await this.addVip(this.namespaceOf(amphoraId), vip, role);
+  /**
+   * Plumbs the VIP into a spare amphora's namespace when it is given to a load balancer; with a
+   * port on the VIP subnet (neutron), eth0 takes the port's MAC and address first (its management
+   * address stays).
+   */
+  async assignVip(amphoraId: string, vip: string | null, role: string, vipInterface?: VipInterface | null): Promise<void> {
+    const namespace = this.namespaceOf(amphoraId);
+    if (vipInterface) {
+      await setMac(AMPHORA_INTERFACE, vipInterface.mac, { netns: namespace });
+      await addAddress(AMPHORA_INTERFACE, `${vipInterface.address}/${vipInterface.prefixLength}`, { netns: namespace });
+    }
+    if (vip) await this.addVip(namespace, vip, role);
   }
 
   private async addVip(namespace: string, vip: string, role: string): Promise<void> {

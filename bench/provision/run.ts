@@ -143,7 +143,7 @@ async function run(setup: Setup): Promise<Record<string, number[]>> {
     healthManager: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 1000, healthCheckIntervalMs: 100 },
     logging: { level: 'silent' },
   });
-  const log = createLogger('bench', process.env.BENCH_LOG_LEVEL === 'info' ? 'info' : 'silent');
+  const log = createLogger('bench', 'silent');
   const db = new Database({ url: config.database.url });
   let service: ApiService | undefined;
   const members: http.Server[] = [];

@@ -89,7 +89,9 @@ export class NetnsComputeDriver implements ComputeDriver {
 
   async isAlive(computeId: string): Promise<boolean> {
     const processId = this.booted.get(computeId);
-    return processId !== undefined && (await this.processes.isAlive(processId)) && (await this.network.isPlugged(computeId));
+    // The agent's process is enough: the namespace is removed only by destroy(), and this check runs
+    // on every operation (looking the namespace up costs an `ip` process each time).
+    return processId !== undefined && (await this.processes.isAlive(processId));
   }
 
   async stop(): Promise<void> {

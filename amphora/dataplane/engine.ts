@@ -7,6 +7,7 @@ import type { Logger } from './log.ts';
 import { BindingTable, bindingKey, type BindingSpec } from './listeners/bindings.ts';
 import { connectionShare, type Frontend, type FrontendContext } from './listeners/frontend.ts';
 import { HttpFrontend } from './listeners/http.ts';
+import { HttpsFrontend } from './listeners/https.ts';
 import { PrometheusFrontend } from './listeners/prometheus.ts';
 import { TcpFrontend } from './listeners/tcp.ts';
 import { UdpFrontend } from './listeners/udp.ts';
@@ -119,7 +120,7 @@ export class Engine {
     for (const pool of config.pools) {
       const backend = this.backends.get(pool.id);
       if (backend === undefined) this.backends.set(pool.id, new Backend(pool, this.options.onStick));
-      else backend.update(pool);
+      else if (backend.update(pool)) for (const server of backend.allServers()) this.upstreams.dropIdle(server);
     }
     for (const id of [...this.backends.keys()]) if (!poolIds.has(id)) this.backends.delete(id);
 
@@ -171,6 +172,8 @@ export class Engine {
     switch (frontendKind(listener)) {
       case 'http':
         return new HttpFrontend(listener, this.context, share);
+      case 'https':
+        return new HttpsFrontend(listener, this.context, share);
       case 'udp':
         return new UdpFrontend(listener, this.context, share);
       case 'prometheus':
@@ -235,10 +238,12 @@ export class Engine {
   }
 }
 
-function frontendKind(listener: Listener): 'http' | 'udp' | 'prometheus' | 'tcp' {
+function frontendKind(listener: Listener): 'http' | 'https' | 'udp' | 'prometheus' | 'tcp' {
   switch (listener.protocol) {
     case 'HTTP':
       return 'http';
+    case 'TERMINATED_HTTPS':
+      return 'https';
     case 'UDP':
       return 'udp';
     case 'PROMETHEUS':

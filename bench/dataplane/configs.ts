@@ -8,9 +8,25 @@ export const PORTS = {
   argonautHttp: 19101,
   argonautTcp: 19102,
   argonautUdp: 19103,
+  argonautHttps: 19104,
   haproxyHttp: 19201,
   haproxyTcp: 19202,
+  haproxyHttps: 19203,
 };
+
+/** Octavia's defaults for a TERMINATED_HTTPS listener (tls_ciphers, tls_versions, alpn_protocols). */
+export const OCTAVIA_DEFAULT_CIPHERS =
+  'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:' +
+  'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:' +
+  'DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305';
+
+/** The TERMINATED_HTTPS listener's certificate: PEM text for Argonaut, a crt-list file for HAProxy. */
+export interface BenchTls {
+  certificate: string;
+  privateKey: string;
+  /** HAProxy crt-list naming the PEM file (certificate + key), as Octavia writes it. */
+  crtListFile: string;
+}
 
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 
@@ -41,7 +57,7 @@ http {
 }
 
 /** HAProxy as Octavia's amphora jinja template renders an HTTP and a TCP listener with default options. */
-export function renderHaproxyConfig(threads: number): string {
+export function renderHaproxyConfig(threads: number, tls: BenchTls): string {
   const members = `    server ${id(11)} 127.0.0.1:${PORTS.member1} weight 1
     server ${id(12)} 127.0.0.1:${PORTS.member2} weight 1`;
   return `# Configuration for loadbalancer bench (Octavia amphora template shape)
@@ -73,7 +89,25 @@ frontend ${id(2)}
     default_backend ${id(4)}:${id(2)}
     timeout client 50000
 
+frontend ${id(7)}
+    maxconn 4000
+    redirect scheme https if !{ ssl_fc }
+    bind 127.0.0.1:${PORTS.haproxyHttps} ssl crt-list ${tls.crtListFile} ciphers ${OCTAVIA_DEFAULT_CIPHERS} no-sslv3 no-tlsv10 no-tlsv11 alpn h2,http/1.1,http/1.0
+    mode http
+    default_backend ${id(3)}:${id(7)}
+    timeout client 50000
+
 backend ${id(3)}:${id(1)}
+    mode http
+    http-reuse safe
+    balance roundrobin
+    fullconn 50000
+    option allbackups
+    timeout connect 5000
+    timeout server 50000
+${members}
+
+backend ${id(3)}:${id(7)}
     mode http
     http-reuse safe
     balance roundrobin
@@ -95,7 +129,7 @@ ${members}
 }
 
 /** The same listeners and pools as an AmphoraConfig (plus the UDP listener HAProxy cannot serve). */
-export function renderArgonautConfig(): AmphoraConfigInput {
+export function renderArgonautConfig(tls: BenchTls): AmphoraConfigInput {
   const members = (offset: number, p1: number, p2: number) => [
     { id: id(offset + 1), address: '127.0.0.1', port: p1 },
     { id: id(offset + 2), address: '127.0.0.1', port: p2 },
@@ -109,6 +143,18 @@ export function renderArgonautConfig(): AmphoraConfigInput {
       { id: id(1), protocol: 'HTTP', ports: [PORTS.argonautHttp], defaultPoolId: id(3) },
       { id: id(2), protocol: 'TCP', ports: [PORTS.argonautTcp], defaultPoolId: id(4) },
       { id: id(5), protocol: 'UDP', ports: [PORTS.argonautUdp], defaultPoolId: id(6) },
+      {
+        id: id(7),
+        protocol: 'TERMINATED_HTTPS',
+        ports: [PORTS.argonautHttps],
+        defaultPoolId: id(3),
+        tls: {
+          defaultCertificate: { certificate: tls.certificate, privateKey: tls.privateKey },
+          ciphers: OCTAVIA_DEFAULT_CIPHERS,
+          versions: ['TLSv1.2', 'TLSv1.3'],
+          alpnProtocols: ['h2', 'http/1.1', 'http/1.0'],
+        },
+      },
     ],
     pools: [
       { id: id(3), protocol: 'HTTP', algorithm: 'ROUND_ROBIN', members: members(10, PORTS.member1, PORTS.member2) },

@@ -4,14 +4,15 @@
  * Prints the median of each scenario and the ratio Argonaut/HAProxy.
  *
  *   npx tsx bench/dataplane/run.ts [--rounds 3] [--duration 5] [--warmup 2] [--connections 50] [--workers N]
- *                                  [--wrk-threads 2] [--only TEXT]
+ *                                  [--wrk-threads 2] [--only TEXT] [--tls-key ec|rsa]
  *
  * Every scenario first warms both proxies up (JIT, connection pools) for --warmup seconds, unmeasured;
  * then rounds alternate who goes first. Besides throughput it reports the CPU time each proxy spent per
  * request (or per GiB): on a machine shared with other jobs throughput swings with the load, CPU cost
  * per unit much less. The load average is printed at the start and the end so noisy runs are visible.
  *
- * Needs the Debian packages wrk, haproxy and nginx-light (members). Traffic stays on 127.0.0.1.
+ * Needs the Debian packages wrk, haproxy and nginx-light (members); the HTTP/2 scenario runs when h2load
+ * (nghttp2-client) is there. Traffic stays on 127.0.0.1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderArgonautConfig, renderHaproxyConfig, renderNginxConfig, PORTS } from './configs.ts';
+import { renderArgonautConfig, renderHaproxyConfig, renderNginxConfig, PORTS, type BenchTls } from './configs.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { values } = parseArgs({
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: String(availableParallelism()) },
     'wrk-threads': { type: 'string', default: '2' },
     only: { type: 'string' },
+    'tls-key': { type: 'string', default: 'ec' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -44,7 +46,8 @@ Usage: npx tsx bench/dataplane/run.ts [options]
   --connections N    wrk connections for the request scenarios (default 50; the 1 MiB scenario uses 10)
   --workers N        Argonaut workers and HAProxy nbthread (default: available cores, ${availableParallelism()} here)
   --wrk-threads N    wrk threads (default 2)
-  --only TEXT        run only the scenarios whose name contains TEXT (e.g. "1 MiB", "new connection")
+  --only TEXT        run only the scenarios whose name contains TEXT (e.g. "1 MiB", "new connection", "TLS")
+  --tls-key ec|rsa   key of the TERMINATED_HTTPS certificate both proxies serve: EC P-256 (default) or RSA 2048
 
 Prints each round, then a table of medians: throughput, the ratio Argonaut/HAProxy with its target, and the
 CPU time each proxy spent per request or per GiB (less sensitive to other jobs on the machine than
@@ -65,7 +68,13 @@ for (const [name, v] of Object.entries({ rounds, duration, warmup: Number(values
   }
 }
 
-for (const tool of ['wrk', 'haproxy', 'nginx']) {
+const tlsKey = values['tls-key'];
+if (tlsKey !== 'ec' && tlsKey !== 'rsa') {
+  process.stderr.write('--tls-key must be ec or rsa\n');
+  process.exit(2);
+}
+
+for (const tool of ['wrk', 'haproxy', 'nginx', 'openssl']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
     process.stderr.write(`${tool} is missing: apt-get install -y wrk haproxy nginx-light\n`);
     process.exit(2);
@@ -145,6 +154,17 @@ async function wrk(url: string, extra: string[], conns = connections, seconds = 
   return { requestsPerSecond: Number(rps[1]), bytesPerSecond: Number(transfer[1]) * unit, errors };
 }
 
+/** HTTP/2 load with h2load (Debian nghttp2-client): `conns` connections, `streams` concurrent streams each. */
+async function h2load(url: string, seconds: number, conns = 10, streams = 10): Promise<number> {
+  const out = await run('h2load', ['-t', String(wrkThreads), '-c', String(conns), '-m', String(streams), '-D', String(seconds), url]);
+  const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out);
+  const failed = /requests: .* (\d+) failed/.exec(out);
+  if (rps === null) throw new Error(`cannot read h2load output:\n${out}`);
+  if (failed !== null && Number(failed[1]) > 0) process.stderr.write(`  note: ${failed[1]} failed HTTP/2 requests on ${url}\n`);
+  return Number(rps[1]);
+}
+const haveH2load = spawnSync('sh', ['-c', 'command -v h2load']).status === 0;
+
 async function udpLoad(port: number, seconds = duration): Promise<number> {
   const out = await run(process.execPath, [...process.execArgv, path.join(ROOT, 'bench/dataplane/udp-load.ts'), '127.0.0.1', String(port), String(seconds)]);
   return (JSON.parse(out.trim()) as { packetsPerSecond: number }).packetsPerSecond;
@@ -200,12 +220,29 @@ async function measured(load: () => Promise<number>, pid: number | null): Promis
 
 const loadLine = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
+/** One self-signed certificate both proxies serve on their TERMINATED_HTTPS listener. */
+async function makeCertificate(): Promise<BenchTls> {
+  const key = path.join(dir, 'tls.key');
+  const cert = path.join(dir, 'tls.crt');
+  const keyArgs = tlsKey === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  await run('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=bench.example.com', '-addext', 'subjectAltName=DNS:bench.example.com']);
+  const certificate = readFileSync(cert, 'utf8');
+  const privateKey = readFileSync(key, 'utf8');
+  // Octavia writes one PEM per certificate (certificate, intermediates, key) and lists it in a crt-list.
+  const pemFile = path.join(dir, 'bench.pem');
+  writeFileSync(pemFile, certificate + privateKey, { mode: 0o600 });
+  const crtListFile = path.join(dir, 'crt-list');
+  writeFileSync(crtListFile, `${pemFile}\n`);
+  return { certificate, privateKey, crtListFile };
+}
+
 async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'small.txt'), 'x'.repeat(128));
   writeFileSync(path.join(dir, '1m.bin'), Buffer.alloc(1 << 20, 0x62));
   writeFileSync(path.join(dir, 'nginx.conf'), renderNginxConfig(dir));
-  writeFileSync(path.join(dir, 'haproxy.cfg'), renderHaproxyConfig(workers));
-  writeFileSync(path.join(dir, 'argonaut.json'), JSON.stringify(renderArgonautConfig(), null, 2));
+  const tls = await makeCertificate();
+  writeFileSync(path.join(dir, 'haproxy.cfg'), renderHaproxyConfig(workers, tls));
+  writeFileSync(path.join(dir, 'argonaut.json'), JSON.stringify(renderArgonautConfig(tls), null, 2), { mode: 0o600 });
 
   start('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], 'nginx');
   start(process.execPath, [...process.execArgv, path.join(ROOT, 'bench/dataplane/udp-echo.ts'), String(PORTS.udpMember1), String(PORTS.udpMember2)], 'udp members');
@@ -215,9 +252,12 @@ async function main(): Promise<void> {
     [...process.execArgv, path.join(ROOT, 'bin/argonaut-dataplane.ts'), '--config', path.join(dir, 'argonaut.json'), '--workers', String(workers), '--log-level', 'warn', '--no-watch'],
     'argonaut',
   );
-  for (const port of [PORTS.member1, PORTS.member2, PORTS.haproxyHttp, PORTS.haproxyTcp, PORTS.argonautHttp, PORTS.argonautTcp]) await waitForPort(port);
+  for (const port of [PORTS.member1, PORTS.member2, PORTS.haproxyHttp, PORTS.haproxyTcp, PORTS.haproxyHttps, PORTS.argonautHttp, PORTS.argonautTcp, PORTS.argonautHttps]) {
+    await waitForPort(port);
+  }
 
   const a = (port: number, p = '/small.txt') => `http://127.0.0.1:${port}${p}`;
+  const s = (port: number, p = '/small.txt') => `https://127.0.0.1:${port}${p}`;
   const rps = (url: string, extra: string[] = [], conns?: number) => async (seconds: number) => {
     const r = await wrk(url, extra, conns, seconds);
     if (r.errors > 0) process.stderr.write(`  note: ${r.errors} socket errors or non-2xx responses on ${url} ${extra.join(' ')}\n`);
@@ -247,6 +287,41 @@ async function main(): Promise<void> {
       referenceName: 'HAProxy',
       referencePid: haproxyPid,
     },
+    {
+      name: 'TLS termination keep-alive, small responses',
+      unit: 'req/s',
+      cpuUnit: 'req',
+      target: null,
+      argonaut: rps(s(PORTS.argonautHttps)),
+      reference: rps(s(PORTS.haproxyHttps)),
+      referenceName: 'HAProxy',
+      referencePid: haproxyPid,
+    },
+    {
+      // wrk resumes TLS sessions where it can: a mix of full and resumed handshakes, as real clients do.
+      name: 'TLS termination new connection per request (handshakes/s)',
+      unit: 'req/s',
+      cpuUnit: 'req',
+      target: null,
+      argonaut: rps(s(PORTS.argonautHttps), ['-H', 'Connection: close']),
+      reference: rps(s(PORTS.haproxyHttps), ['-H', 'Connection: close']),
+      referenceName: 'HAProxy',
+      referencePid: haproxyPid,
+    },
+    ...(haveH2load
+      ? [
+          {
+            name: 'TLS termination HTTP/2, 10 connections x 10 streams (h2load)',
+            unit: 'req/s',
+            cpuUnit: 'req' as const,
+            target: null,
+            argonaut: (seconds: number) => h2load(s(PORTS.argonautHttps), seconds),
+            reference: (seconds: number) => h2load(s(PORTS.haproxyHttps), seconds),
+            referenceName: 'HAProxy',
+            referencePid: haproxyPid,
+          },
+        ]
+      : []),
     {
       name: 'L4 TCP, small responses',
       unit: 'req/s',

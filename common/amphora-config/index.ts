@@ -3,3 +3,4 @@ export * from './types.ts';
 export { checkSemantics, type ConfigIssue } from './semantics.ts';
 export { AmphoraConfigError, parseAmphoraConfig, safeParseAmphoraConfig, type ParseResult } from './parse.ts';
 export { expandPorts, parsePortList, transportOf } from './ports.ts';
+export * from './tls.ts';

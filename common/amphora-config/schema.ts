@@ -63,7 +63,7 @@ export const InsertHeadersSchema = z
     'X-Forwarded-For': z.boolean().default(false),
     'X-Forwarded-Port': z.boolean().default(false),
     'X-Forwarded-Proto': z.boolean().default(false),
-    /** TLS-related headers arrive with TLS termination; accepted in the schema, rejected when true. */
+    /** The X-SSL-* headers (TERMINATED_HTTPS listeners only) carry the client certificate, as HAProxy's ssl_c_* fetches. */
     'X-SSL-Client-Verify': z.boolean().default(false),
     'X-SSL-Client-Has-Cert': z.boolean().default(false),
     'X-SSL-Client-DN': z.boolean().default(false),
@@ -118,16 +118,107 @@ export const L7PolicySchema = z
   })
   .strict();
 
-/** TLS material: the schema carries it already; the data plane refuses to apply it until TLS termination exists. */
-export const TlsSchema = z
+/**
+ * TLS protocol versions by their Octavia names. SSLv3 may be listed (Octavia accepts it) but is never offered:
+ * OpenSSL 3 cannot speak it, so a list must name at least one TLS version.
+ */
+export const TLS_VERSION_NAMES = ['SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+/** ALPN protocol ids Octavia accepts. */
+export const ALPN_PROTOCOL_IDS = ['h2', 'http/1.1', 'http/1.0'] as const;
+/** Octavia's defaults for TERMINATED_HTTPS listeners and TLS-enabled pools. */
+export const DEFAULT_TLS_VERSIONS: readonly (typeof TLS_VERSION_NAMES)[number][] = ['TLSv1.2', 'TLSv1.3'];
+export const DEFAULT_ALPN_PROTOCOLS: readonly (typeof ALPN_PROTOCOL_IDS)[number][] = ['h2', 'http/1.1', 'http/1.0'];
+
+/**
+ * PEM text (one or more `-----BEGIN ...-----` blocks), carried inline. Key material stays in memory in the
+ * data plane and is never logged nor quoted in an error message (issues name the path only).
+ */
+const pem = z
+  .string()
+  .min(1)
+  .max(1 << 20)
+  .refine((v) => /-----BEGIN [A-Z0-9 ]+-----/.test(v), 'must be PEM text');
+
+const tlsVersions = z
+  .array(z.enum(TLS_VERSION_NAMES))
+  .min(1)
+  .refine((v) => new Set(v).size === v.length, 'must not repeat a version')
+  .default([...DEFAULT_TLS_VERSIONS]);
+
+/** An OpenSSL cipher string (Octavia's character set); null = OpenSSL's defaults. */
+const tlsCiphers = z
+  .string()
+  .min(1)
+  .max(2048)
+  .regex(/^[A-Za-z0-9\-+!:@=_.]+$/, 'must be an OpenSSL cipher string (letters, digits and -+!:@=_.)')
+  .nullable()
+  .default(null);
+
+const alpnProtocols = z
+  .array(z.enum(ALPN_PROTOCOL_IDS))
+  .refine((v) => new Set(v).size === v.length, 'must not repeat a protocol')
+  .default([...DEFAULT_ALPN_PROTOCOLS]);
+
+/** A certificate with its key: what an Octavia TLS container (Barbican) holds, as PEM. */
+export const TlsCertificateSchema = z
   .object({
+    /** Informational, not secret: the container ref or certificate id, used in logs and errors. */
+    ref: z.string().max(255).nullable().default(null),
+    /** The certificate (PEM). May be followed by its chain, which then counts as intermediates. */
+    certificate: pem,
+    /** Its private key, unencrypted PEM (PKCS#8, PKCS#1 or SEC1). */
+    privateKey: pem,
+    /** Intermediate certificates sent with it, leaf side first; each item may hold several PEM blocks. */
+    intermediates: z.array(pem).default([]),
+  })
+  .strict();
+
+/** TLS termination of a TERMINATED_HTTPS listener (HAProxy `bind ... ssl crt-list`). */
+export const ListenerTlsSchema = z
+  .object({
+    /** Served when the client sends no server name or one no SNI certificate matches. Null: the first SNI certificate. */
+    defaultCertificate: TlsCertificateSchema.nullable().default(null),
+    /** Chosen by the client's server name against each certificate's SAN DNS names and CN (exact, then `*.` wildcard). */
+    sniCertificates: z.array(TlsCertificateSchema).default([]),
+    clientAuthentication: z.enum(['NONE', 'OPTIONAL', 'MANDATORY']).default('NONE'),
+    /** CA certificates (PEM bundle) client certificates must chain to; required unless clientAuthentication is NONE. */
+    clientCa: pem.nullable().default(null),
+    /** Certificate revocation list(s) (PEM) of the client CA; a revoked client certificate is refused. */
+    clientCrl: pem.nullable().default(null),
+    versions: tlsVersions,
+    ciphers: tlsCiphers,
+    /** Advertised in this order (the server's order wins); [] = no ALPN. h2 is served on TERMINATED_HTTPS, not on PROMETHEUS. */
+    alpnProtocols,
+    /**
+     * @deprecated Transitional: ignored. The renderer used to send a container ref here; the data plane needs
+     * the material (`defaultCertificate`/`sniCertificates`). Remove once no renderer sends it.
+     */
     certificateRef: z.string().optional(),
-    sniCertificateRefs: z.array(z.string()).optional(),
-    clientCaRef: z.string().optional(),
-    clientAuthentication: z.enum(['NONE', 'OPTIONAL', 'MANDATORY']).optional(),
-    ciphers: z.string().optional(),
-    versions: z.array(z.string()).optional(),
-    alpnProtocols: z.array(z.string()).optional(),
+  })
+  .strict();
+
+/** Re-encryption towards a pool's members (HAProxy `server ... ssl`). Present = TLS enabled (Octavia tls_enabled). */
+export const PoolTlsSchema = z
+  .object({
+    /** Client certificate presented to members (Octavia tls_container_ref). */
+    clientCertificate: TlsCertificateSchema.nullable().default(null),
+    /** CA bundle (PEM) member certificates must chain to (`verify required`); null = no verification (`verify none`). */
+    ca: pem.nullable().default(null),
+    /** CRL(s) (PEM) of that CA; needs `ca`. */
+    crl: pem.nullable().default(null),
+    versions: tlsVersions,
+    ciphers: tlsCiphers,
+    /** Offered to members; h2 is never offered on HTTP traffic (members are spoken to in HTTP/1.1). */
+    alpnProtocols,
+  })
+  .strict();
+
+/** HTTP Strict Transport Security on TERMINATED_HTTPS listeners (Octavia hsts_*). */
+export const HstsSchema = z
+  .object({
+    maxAge: z.number().int().min(0).max(2 ** 31 - 1),
+    includeSubdomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
   })
   .strict();
 
@@ -135,7 +226,7 @@ export const ListenerSchema = z
   .object({
     id,
     name: z.string().max(255).optional(),
-    /** HTTPS is Octavia's TLS pass-through: carried as TCP. TERMINATED_HTTPS needs the TLS issue. */
+    /** HTTPS is Octavia's TLS pass-through: carried as TCP. TERMINATED_HTTPS terminates TLS (`tls` required). */
     protocol: z.enum(['TCP', 'UDP', 'HTTP', 'HTTPS', 'TERMINATED_HTTPS', 'PROMETHEUS', 'SCTP']),
     ports: z.array(PortSpecSchema).min(1),
     enabled: z.boolean().default(true),
@@ -146,7 +237,10 @@ export const ListenerSchema = z
     insertHeaders: InsertHeadersSchema.prefault({}),
     defaultPoolId: id.nullable().default(null),
     l7policies: z.array(L7PolicySchema).default([]),
-    tls: TlsSchema.nullable().default(null),
+    /** TLS termination: required by TERMINATED_HTTPS, optional on PROMETHEUS (metrics over HTTPS), refused elsewhere. */
+    tls: ListenerTlsSchema.nullable().default(null),
+    /** Strict-Transport-Security set on every response; TERMINATED_HTTPS listeners only. */
+    hsts: HstsSchema.nullable().default(null),
   })
   .strict();
 
@@ -219,8 +313,8 @@ export const PoolSchema = z
     sessionPersistence: SessionPersistenceSchema.nullable().default(null),
     members: z.array(MemberSchema).default([]),
     healthMonitor: HealthMonitorSchema.nullable().default(null),
-    /** Re-encryption towards members arrives with the TLS issue. */
-    tls: TlsSchema.nullable().default(null),
+    /** Re-encryption towards members; null = plain. */
+    tls: PoolTlsSchema.nullable().default(null),
   })
   .strict();
 

@@ -1,4 +1,5 @@
 import { expandPorts, transportOf } from './ports.ts';
+import { checkListenerTls, checkPoolTls } from './tls.ts';
 import type { AmphoraConfig, ListenerProtocol, PoolProtocol } from './types.ts';
 
 export interface ConfigIssue {
@@ -16,8 +17,6 @@ const POOL_PROTOCOLS_FOR_LISTENER: Record<ListenerProtocol, readonly PoolProtoco
   SCTP: ['SCTP'],
   PROMETHEUS: [],
 };
-
-const NOT_YET = 'is not supported yet (TLS arrives with its own issue)';
 
 /**
  * Cross-object rules a schema cannot express: references, protocol compatibility, port conflicts, and
@@ -38,7 +37,13 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     const at = ['pools', pi];
     claimId(pool.id, [...at, 'id']);
     if (pool.protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP pools are not supported' });
-    if (pool.tls) issues.push({ path: [...at, 'tls'], message: `re-encryption to members ${NOT_YET}` });
+    if (pool.tls) {
+      if (pool.protocol === 'UDP' || pool.protocol === 'SCTP') {
+        issues.push({ path: [...at, 'tls'], message: `${pool.protocol} pools cannot use TLS` });
+      } else {
+        for (const issue of checkPoolTls(pool.tls)) issues.push({ path: [...at, 'tls', ...issue.path], message: issue.message });
+      }
+    }
     if (pool.protocol === 'UDP' && pool.sessionPersistence && pool.sessionPersistence.type !== 'SOURCE_IP') {
       issues.push({ path: [...at, 'sessionPersistence'], message: 'UDP pools support SOURCE_IP persistence only' });
     }
@@ -60,9 +65,6 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     const monitor = pool.healthMonitor;
     if (monitor) {
       claimId(monitor.id, [...at, 'healthMonitor', 'id']);
-      if (monitor.type === 'HTTPS' || monitor.type === 'TLS-HELLO') {
-        issues.push({ path: [...at, 'healthMonitor', 'type'], message: `${monitor.type} health monitors ${NOT_YET}` });
-      }
       if (monitor.type === 'SCTP') {
         issues.push({ path: [...at, 'healthMonitor', 'type'], message: 'SCTP health monitors are not supported' });
       }
@@ -78,15 +80,25 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     const at = ['listeners', li];
     claimId(listener.id, [...at, 'id']);
     const protocol = listener.protocol;
-    if (protocol === 'TERMINATED_HTTPS') issues.push({ path: [...at, 'protocol'], message: `TLS termination ${NOT_YET}` });
+    const terminated = protocol === 'TERMINATED_HTTPS';
     if (protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP listeners are not supported' });
-    if (listener.tls) issues.push({ path: [...at, 'tls'], message: `TLS termination ${NOT_YET}` });
+    if (terminated && listener.tls === null) {
+      issues.push({ path: [...at, 'tls'], message: 'required by TERMINATED_HTTPS listeners (certificates)' });
+    } else if (!terminated && protocol !== 'PROMETHEUS' && listener.tls !== null) {
+      issues.push({ path: [...at, 'tls'], message: `a ${protocol} listener does not terminate TLS (TERMINATED_HTTPS and PROMETHEUS only)` });
+    } else if (listener.tls !== null) {
+      for (const issue of checkListenerTls(listener.tls)) issues.push({ path: [...at, 'tls', ...issue.path], message: issue.message });
+    }
+    if (!terminated && listener.hsts !== null) {
+      issues.push({ path: [...at, 'hsts'], message: 'HSTS needs a TERMINATED_HTTPS listener' });
+    }
 
     for (const [name, wanted] of Object.entries(listener.insertHeaders)) {
       if (!wanted) continue;
-      if (name.startsWith('X-SSL-')) issues.push({ path: [...at, 'insertHeaders', name], message: `${name} ${NOT_YET}` });
-      else if (protocol !== 'HTTP') {
-        issues.push({ path: [...at, 'insertHeaders', name], message: 'headers can only be inserted by HTTP listeners' });
+      if (name.startsWith('X-SSL-')) {
+        if (!terminated) issues.push({ path: [...at, 'insertHeaders', name], message: `${name} needs a TERMINATED_HTTPS listener` });
+      } else if (protocol !== 'HTTP' && !terminated) {
+        issues.push({ path: [...at, 'insertHeaders', name], message: 'headers can only be inserted by HTTP and TERMINATED_HTTPS listeners' });
       }
     }
 
@@ -124,7 +136,18 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
       policy.rules.forEach((rule, ri) => {
         const rat = [...pat, 'rules', ri];
         claimId(rule.id, [...rat, 'id']);
-        if (rule.type.startsWith('SSL_')) issues.push({ path: [...rat, 'type'], message: `${rule.type} rules ${NOT_YET}` });
+        if ((rule.type === 'SSL_CONN_HAS_CERT' || rule.type === 'SSL_VERIFY_RESULT') && rule.compareType !== 'EQUAL_TO') {
+          issues.push({ path: [...rat, 'compareType'], message: `${rule.type} rules support EQUAL_TO only` });
+        }
+        if (rule.type === 'SSL_CONN_HAS_CERT' && rule.value.toLowerCase() !== 'true') {
+          issues.push({ path: [...rat, 'value'], message: 'SSL_CONN_HAS_CERT rules take the value True' });
+        }
+        if (rule.type === 'SSL_VERIFY_RESULT' && !/^\d{1,9}$/.test(rule.value)) {
+          issues.push({ path: [...rat, 'value'], message: 'SSL_VERIFY_RESULT rules take an OpenSSL verify result code (0 = verified)' });
+        }
+        if (rule.type === 'SSL_DN_FIELD' && (rule.key === null || !/^[a-zA-Z][A-Za-z0-9-]*$/.test(rule.key))) {
+          issues.push({ path: [...rat, 'key'], message: 'SSL_DN_FIELD rules need a DN field name such as CN, OU or emailAddress' });
+        }
         if ((rule.type === 'HEADER' || rule.type === 'COOKIE') && rule.key === null) {
           issues.push({ path: [...rat, 'key'], message: `${rule.type} rules need a key` });
         }

@@ -2,15 +2,20 @@ import type { z } from 'zod';
 import type {
   AmphoraConfigSchema,
   HealthMonitorSchema,
+  HstsSchema,
   L7PolicySchema,
   L7RuleSchema,
   LimitsSchema,
   ListenerSchema,
   ListenerTimeoutsSchema,
+  ListenerTlsSchema,
   MemberSchema,
   PoolSchema,
+  PoolTlsSchema,
   PortSpecSchema,
   SessionPersistenceSchema,
+  TLS_VERSION_NAMES,
+  TlsCertificateSchema,
   VipSchema,
 } from './schema.ts';
 
@@ -39,6 +44,15 @@ export type Member = z.output<typeof MemberSchema>;
 export type MemberInput = z.input<typeof MemberSchema>;
 export type HealthMonitor = z.output<typeof HealthMonitorSchema>;
 export type HealthMonitorInput = z.input<typeof HealthMonitorSchema>;
+
+export type TlsCertificate = z.output<typeof TlsCertificateSchema>;
+export type TlsCertificateInput = z.input<typeof TlsCertificateSchema>;
+export type ListenerTls = z.output<typeof ListenerTlsSchema>;
+export type ListenerTlsInput = z.input<typeof ListenerTlsSchema>;
+export type PoolTls = z.output<typeof PoolTlsSchema>;
+export type PoolTlsInput = z.input<typeof PoolTlsSchema>;
+export type Hsts = z.output<typeof HstsSchema>;
+export type TlsVersionName = (typeof TLS_VERSION_NAMES)[number];
 
 /** The transport a listener binds: what decides whether two listeners may share a port. */
 export type Transport = 'tcp' | 'udp' | 'sctp';

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { expandPorts, parseAmphoraConfig, parsePortList, safeParseAmphoraConfig } from '../../common/amphora-config/index.ts';
 import { diffConfigs } from '../../amphora/dataplane/config/diff.ts';
 import { config, httpListener, pool, uid } from './helpers.ts';
+import { TestPki } from './tls-certs.ts';
 
 const errorOf = (input: unknown) => {
   const r = safeParseAmphoraConfig(input);
@@ -51,12 +52,80 @@ describe('AmphoraConfig document', () => {
     expect(errorOf(config([], [pool(2, 'HTTP', [], { healthMonitor: { id: uid(4), type: 'HTTP', delay: 1000, timeout: 2000 } })]))).toMatch(/timeout must not exceed delay/);
   });
 
-  it('rejects TLS features clearly as not supported yet', () => {
-    expect(errorOf(config([{ ...httpListener(1, 443, null), protocol: 'TERMINATED_HTTPS' }], []))).toMatch(/TLS termination is not supported yet/);
-    expect(errorOf(config([httpListener(1, 80, null, { tls: { certificateRef: 'x' } })], []))).toMatch(/listeners\.0\.tls: TLS termination is not supported yet/);
-    expect(errorOf(config([], [pool(2, 'HTTP', [], { tls: { certificateRef: 'x' } })]))).toMatch(/re-encryption to members is not supported yet/);
-    expect(errorOf(config([httpListener(1, 80, null, { insertHeaders: { 'X-SSL-Client-DN': true } })], []))).toMatch(/X-SSL-Client-DN is not supported yet/);
-    expect(errorOf(config([], [pool(2, 'HTTP', [], { healthMonitor: { id: uid(4), type: 'TLS-HELLO', delay: 1000, timeout: 500 } })]))).toMatch(/TLS-HELLO health monitors is not supported yet|TLS-HELLO health monitors/);
+  it('validates TLS blocks without ever quoting key material', async () => {
+    const pki = await TestPki.create();
+    try {
+      const ca = await pki.rootCa('cfg-ca');
+      const a = await pki.issue(ca, { subject: '/CN=a.example.com' });
+      const b = await pki.issue(ca, { subject: '/CN=b.example.com' });
+      const crl = await pki.crl(ca);
+      const good = { certificate: a.cert, privateKey: a.key };
+      const tlsListener = (tls: unknown, extra: object = {}) =>
+        config([{ id: uid(1), protocol: 'TERMINATED_HTTPS', ports: [443], defaultPoolId: null, tls: tls as never, ...extra }], []);
+
+      const parsed = parseAmphoraConfig(tlsListener({ defaultCertificate: good }));
+      expect(parsed.listeners[0].tls).toMatchObject({
+        clientAuthentication: 'NONE',
+        clientCa: null,
+        clientCrl: null,
+        sniCertificates: [],
+        versions: ['TLSv1.2', 'TLSv1.3'],
+        ciphers: null,
+        alpnProtocols: ['h2', 'http/1.1', 'http/1.0'],
+      });
+      expect(parsed.listeners[0].tls?.defaultCertificate).toMatchObject({ ref: null, intermediates: [] });
+      expect(errorOf(tlsListener({ sniCertificates: [good, { certificate: b.cert, privateKey: b.key, intermediates: [ca.cert] }], clientAuthentication: 'MANDATORY', clientCa: ca.cert, clientCrl: crl }))).toBe('');
+
+      expect(errorOf(tlsListener(null))).toMatch(/listeners\.0\.tls: required by TERMINATED_HTTPS/);
+      expect(errorOf(tlsListener({}))).toMatch(/tls\.defaultCertificate: a default certificate or SNI certificates are required/);
+      const mismatch = errorOf(tlsListener({ defaultCertificate: { certificate: a.cert, privateKey: b.key } }));
+      expect(mismatch).toMatch(/tls\.defaultCertificate\.privateKey: does not match the certificate/);
+      expect(errorOf(tlsListener({ defaultCertificate: { certificate: a.cert, privateKey: 'secret' } }))).toMatch(/privateKey: must be PEM text/);
+      const badKey = errorOf(tlsListener({ defaultCertificate: { certificate: a.cert, privateKey: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' } }));
+      expect(badKey).toMatch(/privateKey: must be an unencrypted PEM private key/);
+      expect(errorOf(tlsListener({ defaultCertificate: { certificate: a.key, privateKey: a.key } }))).toMatch(/certificate: must hold at least one PEM certificate/);
+      for (const message of [mismatch, badKey]) {
+        expect(message).not.toContain('BEGIN');
+        expect(message).not.toContain(a.key.split('\n')[1].slice(0, 16));
+      }
+      expect(errorOf(tlsListener({ defaultCertificate: good, clientAuthentication: 'OPTIONAL' }))).toMatch(/tls\.clientCa: required by clientAuthentication OPTIONAL/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, clientCrl: crl }))).toMatch(/tls\.clientCrl: needs clientCa/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, clientCa: ca.cert, clientCrl: ca.cert }))).toMatch(/clientCrl: must hold at least one PEM X509 CRL/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, versions: ['SSLv3'] }))).toMatch(/tls\.versions: must name a TLS version/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, versions: [] }))).toMatch(/tls\.versions/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, versions: ['TLSv1.4'] }))).toMatch(/tls\.versions\.0/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, ciphers: 'NO-SUCH-CIPHER', versions: ['TLSv1.2'] }))).toMatch(/tls\.ciphers: OpenSSL accepts none/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, ciphers: 'HIGH; rm -rf' }))).toMatch(/tls\.ciphers: must be an OpenSSL cipher string/);
+      expect(errorOf(tlsListener({ defaultCertificate: good, alpnProtocols: ['spdy/3'] }))).toMatch(/alpnProtocols\.0/);
+      expect(errorOf(config([httpListener(1, 80, null, { tls: { defaultCertificate: good } })], []))).toMatch(/listeners\.0\.tls: a HTTP listener does not terminate TLS \(TERMINATED_HTTPS and PROMETHEUS only\)/);
+      expect(errorOf(config([httpListener(1, 80, null, { hsts: { maxAge: 1 } })], []))).toMatch(/listeners\.0\.hsts: HSTS needs a TERMINATED_HTTPS listener/);
+      expect(errorOf(config([httpListener(1, 80, null, { insertHeaders: { 'X-SSL-Client-DN': true } })], []))).toMatch(/X-SSL-Client-DN needs a TERMINATED_HTTPS listener/);
+      expect(errorOf(tlsListener({ defaultCertificate: good }, { insertHeaders: { 'X-SSL-Client-DN': true, 'X-Forwarded-For': true }, hsts: { maxAge: 10 } }))).toBe('');
+
+      expect(errorOf(config([], [pool(2, 'HTTP', [], { tls: {} })]))).toBe('');
+      expect(errorOf(config([], [pool(2, 'UDP', [], { tls: {} })]))).toMatch(/pools\.0\.tls: UDP pools cannot use TLS/);
+      expect(errorOf(config([], [pool(2, 'HTTP', [], { tls: { crl } })]))).toMatch(/pools\.0\.tls\.crl: needs ca/);
+      expect(errorOf(config([], [pool(2, 'HTTP', [], { tls: { clientCertificate: { certificate: b.cert, privateKey: a.key } } })]))).toMatch(/tls\.clientCertificate\.privateKey: does not match/);
+      expect(errorOf(config([], [pool(2, 'HTTP', [], { tls: { ca: ca.cert, crl, clientCertificate: good, versions: ['TLSv1.3'], alpnProtocols: ['http/1.1'] } })]))).toBe('');
+      for (const type of ['HTTPS', 'TLS-HELLO'] as const) {
+        expect(errorOf(config([], [pool(2, 'HTTP', [], { healthMonitor: { id: uid(4), type, delay: 1000, timeout: 500 } })]))).toBe('');
+      }
+    } finally {
+      await pki.cleanup();
+    }
+  });
+
+  it('validates SSL_* L7 rules as Octavia does', () => {
+    const withRule = (rule: object) =>
+      errorOf(config([httpListener(1, 80, null, { l7policies: [{ id: uid(5), position: 1, action: 'REJECT', rules: [{ id: uid(6), ...rule } as never] }] })], []));
+    expect(withRule({ type: 'SSL_CONN_HAS_CERT', compareType: 'EQUAL_TO', value: 'True' })).toBe('');
+    expect(withRule({ type: 'SSL_CONN_HAS_CERT', compareType: 'CONTAINS', value: 'True' })).toMatch(/SSL_CONN_HAS_CERT rules support EQUAL_TO only/);
+    expect(withRule({ type: 'SSL_CONN_HAS_CERT', compareType: 'EQUAL_TO', value: 'yes' })).toMatch(/take the value True/);
+    expect(withRule({ type: 'SSL_VERIFY_RESULT', compareType: 'EQUAL_TO', value: '21' })).toBe('');
+    expect(withRule({ type: 'SSL_VERIFY_RESULT', compareType: 'EQUAL_TO', value: '-1' })).toMatch(/verify result code/);
+    expect(withRule({ type: 'SSL_DN_FIELD', key: 'OU', compareType: 'REGEX', value: '^a' })).toBe('');
+    expect(withRule({ type: 'SSL_DN_FIELD', compareType: 'EQUAL_TO', value: 'a' })).toMatch(/SSL_DN_FIELD rules need a DN field name/);
+    expect(withRule({ type: 'SSL_DN_FIELD', key: '1bad', compareType: 'EQUAL_TO', value: 'a' })).toMatch(/SSL_DN_FIELD rules need a DN field name/);
   });
 
   it('diffs configs by object id', () => {

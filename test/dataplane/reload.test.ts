@@ -41,7 +41,7 @@ describe('config apply', () => {
     await expect(dp.apply(bad)).rejects.toThrow(AmphoraConfigError);
     await expect(dp.apply(bad)).rejects.toThrow(/pools\.0\.members\.0\.weight/);
     const tls = config([httpListener(1, port, 2, { protocol: 'TERMINATED_HTTPS' })], [pool(2, 'HTTP', [{ id: 10, port: m.port }])], 3);
-    await expect(dp.apply(tls)).rejects.toThrow(/TLS termination is not supported yet/);
+    await expect(dp.apply(tls)).rejects.toThrow(/listeners\.0\.tls: required by TERMINATED_HTTPS/);
     await expect(dp.apply(config([httpListener(1, port, 2)], [pool(2, 'HTTP', [])], 0))).rejects.toThrow(/older than the running configVersion/);
     expect(dp.config?.configVersion).toBe(1);
     expect((await request(port)).body).toBe('m');

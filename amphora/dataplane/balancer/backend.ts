@@ -2,6 +2,7 @@ import type { Pool } from '../../../common/amphora-config/index.ts';
 import { createAlgorithm, type Algorithm, type BalanceContext } from './algorithms.ts';
 import { createPersistence, type Persistence, type PersistenceRequest } from './persistence.ts';
 import { Server } from './server.ts';
+import { MemberTls, tlsFingerprintOf } from '../tls/member-tls.ts';
 
 export type SelectRequest = BalanceContext & PersistenceRequest;
 
@@ -20,6 +21,8 @@ export class Backend {
   private servers = new Map<string, Server>();
   private primaries: Server[] = [];
   private backups: Server[] = [];
+  /** Re-encryption towards members; null = plain TCP. */
+  tls: MemberTls | null;
 
   constructor(
     pool: Pool,
@@ -29,10 +32,18 @@ export class Backend {
     this.pool = pool;
     this.algorithm = createAlgorithm(pool.algorithm);
     this.persistence = this.makePersistence(pool);
+    this.tls = pool.tls === null ? null : new MemberTls(pool.tls);
     this.applyMembers(pool);
   }
 
-  update(pool: Pool): void {
+  /**
+   * Applies a changed pool in place. Returns true when the way members are connected to changed (TLS on or
+   * off, other TLS settings): idle member connections made the old way must then not be reused.
+   */
+  update(pool: Pool): boolean {
+    const tlsBefore = this.tls?.fingerprint ?? null;
+    const tlsAfter = pool.tls === null ? null : tlsFingerprintOf(pool.tls);
+    if (tlsAfter !== tlsBefore) this.tls = pool.tls === null ? null : new MemberTls(pool.tls);
     if (pool.algorithm !== this.pool.algorithm) this.algorithm = createAlgorithm(pool.algorithm);
     const before = this.pool.sessionPersistence;
     const after = pool.sessionPersistence;
@@ -41,6 +52,7 @@ export class Backend {
     else this.persistence.reconfigure(after);
     this.pool = pool;
     this.applyMembers(pool);
+    return tlsAfter !== tlsBefore;
   }
 
   private makePersistence(pool: Pool): Persistence | null {

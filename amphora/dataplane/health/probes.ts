@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { HealthMonitor } from '../../../common/amphora-config/index.ts';
 import { familyOf } from '../net/address.ts';
 import { findHeadEnd } from '../http/syntax.ts';
@@ -16,13 +17,27 @@ const MAX_HTTP_RESPONSE = 1 << 20;
 /** UDP-CONNECT waits this long for an ICMP "port unreachable" before calling the member up (nc -w1). */
 const UDP_ICMP_WINDOW_MS = 1_000;
 
+/**
+ * TLS for HTTPS and TLS-HELLO checks: the pool's client context when it re-encrypts (client certificate,
+ * versions, ciphers), OpenSSL defaults otherwise. Never verified (Octavia renders `check-ssl verify none`).
+ */
+export interface ProbeTls {
+  context: tls.SecureContext | undefined;
+  /** HAProxy `check-alpn` (the pool's ALPN without h2, as the check speaks HTTP/1.x). */
+  alpn: string[] | undefined;
+}
+
 /** Runs one check of `monitor` against `target`, bounded by the monitor's timeout. */
-export function probe(monitor: HealthMonitor, target: ProbeTarget): Promise<ProbeResult> {
+export function probe(monitor: HealthMonitor, target: ProbeTarget, secure: ProbeTls | null = null): Promise<ProbeResult> {
   switch (monitor.type) {
     case 'TCP':
       return tcpProbe(target, monitor.timeout);
     case 'HTTP':
-      return httpProbe(monitor, target);
+      return httpProbe(monitor, target, null);
+    case 'HTTPS':
+      return httpProbe(monitor, target, secure ?? { context: undefined, alpn: undefined });
+    case 'TLS-HELLO':
+      return tlsHelloProbe(target, monitor.timeout, secure?.context);
     case 'UDP-CONNECT':
       return udpConnectProbe(target, monitor.timeout);
     case 'PING':
@@ -55,13 +70,52 @@ export function expectedCodeMatcher(spec: string): (status: number) => boolean {
   return (status) => ranges.some(([from, to]) => status >= from && status <= to);
 }
 
-function httpProbe(monitor: HealthMonitor, target: ProbeTarget): Promise<ProbeResult> {
+/** A TLS connection for a check: no verification, no SNI (HAProxy sends none without `check-sni`). */
+function tlsProbeSocket(target: ProbeTarget, context: tls.SecureContext | undefined, alpn: string[] | undefined): tls.TLSSocket {
+  return tls.connect({ host: target.address, port: target.port, secureContext: context, rejectUnauthorized: false, ALPNProtocols: alpn, checkServerIdentity: () => undefined });
+}
+
+/** A TLS alert from the member: it speaks TLS but refused this handshake. */
+function isTlsAlert(err: NodeJS.ErrnoException): boolean {
+  return typeof err.code === 'string' && /^ERR_SSL_(SSLV3|TLSV1|TLSV13)_ALERT_/.test(err.code);
+}
+
+/**
+ * TLS-HELLO: the member must answer a ClientHello as a TLS server. A completed handshake is up; so is a TLS
+ * alert (HAProxy's ssl-hello-chk accepts a handshake or an alert record: the member speaks TLS, it only
+ * refused these parameters). No answer, a closed port or a non-TLS answer is down.
+ */
+function tlsHelloProbe(target: ProbeTarget, timeoutMs: number, context: tls.SecureContext | undefined): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const socket = tlsProbeSocket(target, context, undefined);
+    const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), timeoutMs);
+    let settled = false;
+    const finish = (result: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (result.ok) {
+        // Close politely (close_notify, FIN) so that the member sees a completed handshake, not a reset.
+        socket.end();
+        setTimeout(() => socket.destroy(), 1_000).unref();
+      } else {
+        socket.destroy();
+      }
+      resolve(result);
+    };
+    socket.once('secureConnect', () => finish({ ok: true }));
+    socket.once('error', (err: NodeJS.ErrnoException) => finish(isTlsAlert(err) ? { ok: true } : { ok: false, reason: err.code ?? err.message }));
+    socket.once('close', () => finish({ ok: false, reason: 'connection closed during the TLS handshake' }));
+  });
+}
+
+function httpProbe(monitor: HealthMonitor, target: ProbeTarget, secure: ProbeTls | null): Promise<ProbeResult> {
   const expected = expectedCodeMatcher(monitor.expectedCodes);
   const host = monitor.domainName ?? (familyOf(target.address) === 'ipv6' ? `[${target.address}]` : target.address);
   const hostLine = monitor.httpVersion === '1.1' || monitor.domainName !== null ? `Host: ${host}\r\n` : '';
   const request = `${monitor.httpMethod} ${monitor.urlPath} HTTP/${monitor.httpVersion}\r\n${hostLine}Connection: close\r\nUser-Agent: argonaut-health-check\r\n\r\n`;
   return new Promise((resolve) => {
-    const socket = net.connect({ host: target.address, port: target.port });
+    const socket = secure === null ? net.connect({ host: target.address, port: target.port }) : tlsProbeSocket(target, secure.context, secure.alpn);
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
@@ -98,7 +152,7 @@ function httpProbe(monitor: HealthMonitor, target: ProbeTarget): Promise<ProbeRe
         finish({ ok: false, reason: 'expected body text not found' });
       }
     };
-    socket.once('connect', () => socket.write(request));
+    socket.once(secure === null ? 'connect' : 'secureConnect', () => socket.write(request));
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;

@@ -1,7 +1,8 @@
-import type { AmphoraConfig, HealthMonitor, Member } from '../../../common/amphora-config/index.ts';
+import type { AmphoraConfig, HealthMonitor, Member, Pool } from '../../../common/amphora-config/index.ts';
 import type { Logger } from '../log.ts';
+import { MemberTls, tlsFingerprintOf } from '../tls/member-tls.ts';
 import { CheckState } from './check-state.ts';
-import { probe, type ProbeTarget } from './probes.ts';
+import { probe, type ProbeTarget, type ProbeTls } from './probes.ts';
 
 /** A member's health as the monitors see it; broadcast to every worker. */
 export interface HealthReport {
@@ -26,6 +27,7 @@ class MemberChecker {
     readonly fingerprint: string,
     private readonly monitor: HealthMonitor,
     private readonly target: ProbeTarget,
+    private readonly secure: ProbeTls | null,
     private readonly onChange: (checker: MemberChecker) => void,
     private readonly log: Logger,
   ) {
@@ -45,7 +47,7 @@ class MemberChecker {
 
   private run(): void {
     this.timer = null;
-    probe(this.monitor, this.target).then(
+    probe(this.monitor, this.target, this.secure).then(
       (result) => {
         if (this.stopped) return;
         const wasUp = this.state.up;
@@ -77,6 +79,8 @@ class MemberChecker {
  */
 export class HealthSupervisor {
   private readonly checkers = new Map<string, MemberChecker>();
+  /** Pool TLS contexts for HTTPS and TLS-HELLO checks, by pool id, rebuilt when the pool's TLS changes. */
+  private readonly probeTls = new Map<string, { fingerprint: string; tls: ProbeTls }>();
 
   constructor(
     private readonly onReport: HealthListener,
@@ -88,16 +92,17 @@ export class HealthSupervisor {
     for (const pool of config.pools) {
       const monitor = pool.healthMonitor;
       if (monitor === null || !monitor.enabled || !pool.enabled) continue;
+      const secure = monitor.type === 'HTTPS' || monitor.type === 'TLS-HELLO' ? this.probeTlsOf(pool) : null;
       for (const member of pool.members) {
         if (!member.enabled) continue; // MAINT members are not checked, as in HAProxy
         const key = `${pool.id}/${member.id}`;
         wanted.add(key);
         const target = checkTarget(member);
-        const fingerprint = JSON.stringify([monitor, target]);
+        const fingerprint = JSON.stringify([monitor, target, secure === null ? null : this.probeTls.get(pool.id)?.fingerprint ?? '']);
         const existing = this.checkers.get(key);
         if (existing !== undefined && existing.fingerprint === fingerprint) continue;
         existing?.stop();
-        const checker = new MemberChecker(pool.id, member.id, fingerprint, monitor, target, (c) => this.report(c), this.log);
+        const checker = new MemberChecker(pool.id, member.id, fingerprint, monitor, target, secure, (c) => this.report(c), this.log);
         this.checkers.set(key, checker);
         checker.start();
       }
@@ -107,6 +112,19 @@ export class HealthSupervisor {
       checker.stop();
       this.checkers.delete(key);
     }
+    const pools = new Set(config.pools.map((p) => p.id));
+    for (const id of [...this.probeTls.keys()]) if (!pools.has(id)) this.probeTls.delete(id);
+  }
+
+  /** A TLS-enabled pool's context (client certificate, versions, ciphers); OpenSSL defaults for a plain pool. */
+  private probeTlsOf(pool: Pool): ProbeTls {
+    const fingerprint = pool.tls === null ? 'plain' : tlsFingerprintOf(pool.tls);
+    const known = this.probeTls.get(pool.id);
+    if (known !== undefined && known.fingerprint === fingerprint) return known.tls;
+    const member = pool.tls === null ? null : new MemberTls(pool.tls);
+    const tls: ProbeTls = { context: member?.context, alpn: member?.httpAlpn };
+    this.probeTls.set(pool.id, { fingerprint, tls });
+    return tls;
   }
 
   private report(checker: MemberChecker): void {

@@ -26,7 +26,11 @@ export class ChunkedDecoder {
   private remaining = 0;
   private trailerBytes = 0;
 
-  constructor(private readonly errorStatus = 400) {}
+  constructor(
+    private readonly errorStatus = 400,
+    /** Receives the chunk data (without the framing), for a consumer that re-frames the body (HTTP/2). */
+    private readonly onData: ((buf: Buffer, start: number, end: number) => void) | null = null,
+  ) {}
 
   get done(): boolean {
     return this.state === DONE;
@@ -71,6 +75,7 @@ export class ChunkedDecoder {
           break;
         case DATA: {
           const take = Math.min(this.remaining, end - i);
+          if (this.onData !== null && take > 0) this.onData(buf, i, i + take);
           this.remaining -= take;
           i += take;
           if (this.remaining === 0) this.state = DATA_CR;

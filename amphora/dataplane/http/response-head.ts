@@ -5,6 +5,7 @@ const H_CONTENT_LENGTH = ascii('content-length');
 const H_TRANSFER_ENCODING = ascii('transfer-encoding');
 const H_CONNECTION = ascii('connection');
 const H_SET_COOKIE = ascii('set-cookie');
+const H_STRICT_TRANSPORT_SECURITY = ascii('strict-transport-security');
 
 /** A member's response head, parsed only as far as framing and persistence need. */
 export interface ResponseHead {
@@ -17,10 +18,12 @@ export interface ResponseHead {
   connectionKeepAlive: boolean;
   connectionLines: HeaderSpan[];
   setCookies: string[];
+  /** Strict-Transport-Security lines (only collected when asked: a listener with HSTS replaces them). */
+  hstsLines: HeaderSpan[];
 }
 
 /** A member that answers with something unparsable gets its client a 502, as HAProxy does. */
-export function parseResponseHead(buf: Buffer, length: number, wantCookies: boolean): ResponseHead {
+export function parseResponseHead(buf: Buffer, length: number, wantCookies: boolean, wantHsts = false): ResponseHead {
   const head: ResponseHead = {
     length,
     status: 0,
@@ -31,6 +34,7 @@ export function parseResponseHead(buf: Buffer, length: number, wantCookies: bool
     connectionKeepAlive: false,
     connectionLines: [],
     setCookies: [],
+    hstsLines: [],
   };
   // status-line = HTTP-version SP 3DIGIT SP [reason-phrase] CRLF
   if (
@@ -90,6 +94,8 @@ export function parseResponseHead(buf: Buffer, length: number, wantCookies: bool
       }
     } else if (wantCookies && nameLength === 10 && equalsLower(buf, lineStart, 10, H_SET_COOKIE)) {
       head.setCookies.push(buf.toString('latin1', valueStart, valueEnd));
+    } else if (wantHsts && nameLength === 25 && equalsLower(buf, lineStart, 25, H_STRICT_TRANSPORT_SECURITY)) {
+      head.hstsLines.push({ lineStart, nameEnd, valueStart, valueEnd, lineEnd: i });
     }
   }
   if (i !== length) throw new HttpParseError(502, 'malformed response head from member');

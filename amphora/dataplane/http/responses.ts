@@ -32,6 +32,12 @@ const MESSAGES: Record<number, string> = {
 
 const cache = new Map<string, Buffer>();
 
+/** The HTML body of an error page (HTTP/2 responses carry it without the HTTP/1.1 head). */
+export function errorBody(status: number): string {
+  const reason = REASONS[status] ?? 'Error';
+  return `<html><body><h1>${status} ${reason}</h1>\n${MESSAGES[status] ?? reason}\n</body></html>\n`;
+}
+
 /** A complete error response; `close` adds `Connection: close` (always true after a parse error). */
 export function errorResponse(status: number, close: boolean): Buffer {
   const key = `${status}:${close}`;

@@ -1,5 +1,5 @@
 import type { L7Policy } from '../../../common/amphora-config/index.ts';
-import { compileRule, type L7Request, type RuleMatcher } from './rules.ts';
+import { compileRule, type L7Connection, type L7Request, type RuleMatcher } from './rules.ts';
 
 /** What the first matching policy tells the frontend to do with a request. */
 export type L7Decision =
@@ -32,9 +32,9 @@ export class L7PolicySet {
     return this.policies.length === 0;
   }
 
-  evaluate(req: L7Request): L7Decision | null {
+  evaluate(req: L7Request, conn: L7Connection | null = null): L7Decision | null {
     for (const policy of this.policies) {
-      if (policy.rules.every((matches) => matches(req))) return policy.decision;
+      if (policy.rules.every((matches) => matches(req, conn))) return policy.decision;
     }
     return null;
   }

@@ -1,4 +1,5 @@
 import type { L7Rule } from '../../../common/amphora-config/index.ts';
+import type { ClientCertFacts } from '../tls/client-cert.ts';
 
 /** The parts of an HTTP request L7 rules can look at. */
 export interface L7Request {
@@ -8,14 +9,34 @@ export interface L7Request {
   cookie(name: string): string | undefined;
 }
 
-export type RuleMatcher = (req: L7Request) => boolean;
+/** The TLS facts of the client connection (TERMINATED_HTTPS); null on plain HTTP, where SSL_* rules never match. */
+export interface L7Connection {
+  readonly clientCert: ClientCertFacts;
+}
+
+export type RuleMatcher = (req: L7Request, conn: L7Connection | null) => boolean;
 
 /** Compiles one rule to a predicate, invert included. A value that is absent never matches (before invert). */
 export function compileRule(rule: L7Rule): RuleMatcher {
+  const invert = rule.invert;
+  // HAProxy: `ssl_c_used` and `ssl_c_verify eq <n>`; the compare type is EQUAL_TO and the value fixed.
+  if (rule.type === 'SSL_CONN_HAS_CERT') return (_req, conn) => (conn !== null && conn.clientCert.used) !== invert;
+  if (rule.type === 'SSL_VERIFY_RESULT') {
+    const code = Number(rule.value);
+    return (_req, conn) => (conn !== null && conn.clientCert.verify === code) !== invert;
+  }
+  if (rule.type === 'SSL_DN_FIELD') {
+    // `ssl_c_s_dn(<key>)`: the first value of that subject field, compared case-sensitively.
+    const field = rule.key as string;
+    const compare = compileCompare(rule.compareType, rule.value, false);
+    return (_req, conn) => {
+      const value = conn === null ? undefined : conn.clientCert.subjectField(field);
+      return (value !== undefined && compare(value)) !== invert;
+    };
+  }
   const ignoreCase = rule.type === 'HOST_NAME';
   const compare = compileCompare(rule.compareType, rule.type === 'FILE_TYPE' ? rule.value.replace(/^\./, '') : rule.value, ignoreCase);
   const extract = extractor(rule);
-  const invert = rule.invert;
   return (req) => {
     const value = extract(req);
     const matched = value !== undefined && compare(value);
@@ -40,7 +61,7 @@ function extractor(rule: L7Rule): (req: L7Request) => string | undefined {
       return (req) => req.cookie(name);
     }
     default:
-      throw new Error(`L7 rule type ${rule.type} is not supported yet`);
+      throw new Error(`L7 rule type ${rule.type} has no request extractor`);
   }
 }
 

@@ -163,8 +163,9 @@ export abstract class StreamFrontend extends Frontend {
     socket.once('close', () => {
       this.sessions.delete(session);
       this.counters.activeConnections--;
-      this.closedBytesIn += socket.bytesRead;
-      this.closedBytesOut += socket.bytesWritten;
+      // The session's client socket: the accepted one, or the TLS socket wrapping it (decrypted bytes).
+      this.closedBytesIn += session.client.bytesRead;
+      this.closedBytesOut += session.client.bytesWritten;
       this.admitQueued();
     });
   }

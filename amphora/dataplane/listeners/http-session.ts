@@ -6,12 +6,13 @@ import { rewriteHead } from '../http/head-rewrite.ts';
 import { parseRequestHead, type HeaderSpan, type RequestHead } from '../http/request-head.ts';
 import { parseResponseHead, type ResponseHead } from '../http/response-head.ts';
 import { errorResponse, redirectResponse } from '../http/responses.ts';
-import { findHeadEnd, HttpParseError } from '../http/syntax.ts';
+import { equalsLower, findHeadEnd, HttpParseError } from '../http/syntax.ts';
 import { plainAddress } from '../net/address.ts';
-import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
+import { proxyV1Header, proxyV2Header, proxyV2SslTlv } from '../proxy-protocol.ts';
+import { clientCertHeaderLines, type TlsClientConnection } from '../tls/client-cert.ts';
 import type { Session } from './frontend.ts';
 import type { HttpFrontend } from './http.ts';
-import { CONNECT_ATTEMPTS, openSocket } from './member-connect.ts';
+import { CONNECT_ATTEMPTS, openSocket, type SecureTarget } from './member-connect.ts';
 import type { Upstream, UpstreamOwner } from './upstream-pool.ts';
 
 const READ_HEAD = 0;
@@ -26,6 +27,14 @@ const MAX_PIPELINE_BUFFER = 65_536;
 /** How long a refused client may keep sending before the socket is torn down (lingering close). */
 const LINGER_MS = 2_000;
 const MAX_RESPONSE_HEAD = 65_536;
+
+/** Whether a request header line is one of `names` (lower-case X-SSL-* names the listener sets itself). */
+function isSslHeader(buf: Buffer, span: HeaderSpan, names: readonly Uint8Array[]): boolean {
+  const length = span.nameEnd - span.lineStart;
+  if (length < 12 || (buf[span.lineStart] | 0x20) !== 0x78 || buf[span.lineStart + 1] !== 0x2d) return false; // "x-"
+  for (const name of names) if (name.length === length && equalsLower(buf, span.lineStart, length, name)) return true;
+  return false;
+}
 
 /**
  * What balancing and persistence read from an HTTP request. A class rather than an object literal with an
@@ -88,6 +97,8 @@ export class HttpSession implements Session, UpstreamOwner {
     private readonly frontend: HttpFrontend,
     readonly client: net.Socket,
     private readonly localPort: number,
+    /** The TLS side of the client connection on TERMINATED_HTTPS listeners; null on plain HTTP. */
+    private readonly secure: TlsClientConnection | null,
   ) {
     this.sourceAddress = plainAddress(client.remoteAddress);
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -240,7 +251,7 @@ export class HttpSession implements Session, UpstreamOwner {
 
     let poolId = frontend.config.defaultPoolId;
     if (!frontend.policies.empty) {
-      const decision = frontend.policies.evaluate(head);
+      const decision = frontend.policies.evaluate(head, this.secure);
       if (decision !== null) {
         if (decision.action === 'REJECT') return this.respondLocally(errorResponse(403, !this.canContinue()));
         if (decision.action === 'REDIRECT') {
@@ -313,18 +324,22 @@ export class HttpSession implements Session, UpstreamOwner {
     // A client's "Connection: close" is for us: the member connection stays reusable.
     if (head.minor === 1 && head.connectionClose && !head.isUpgrade) remove.push(...head.connectionLines);
     let extra: Buffer | null = null;
-    if (insert.forwardedFor || insert.forwardedPort || insert.forwardedProto) {
+    const ssl = frontend.sslHeaders;
+    if (insert.forwardedFor || insert.forwardedPort || insert.forwardedProto || ssl !== null) {
       if (insert.forwardedPort || insert.forwardedProto) {
         for (const span of head.forwardedLines) {
           const isPort = span.nameEnd - span.lineStart === 16;
           if ((isPort && insert.forwardedPort) || (!isPort && insert.forwardedProto)) remove.push(span);
         }
       }
+      // The X-SSL-* headers are set, not added (HAProxy set-header): a client's own values must not pass.
+      if (ssl !== null) for (const span of head.headers) if (isSslHeader(head.buf, span, frontend.sslHeaderNames)) remove.push(span);
       if (this.forwardedLines === null) {
         let lines = '';
         if (insert.forwardedFor) lines += `X-Forwarded-For: ${this.sourceAddress}\r\n`;
         if (insert.forwardedPort) lines += `X-Forwarded-Port: ${this.localPort}\r\n`;
-        if (insert.forwardedProto) lines += 'X-Forwarded-Proto: http\r\n';
+        if (insert.forwardedProto) lines += `X-Forwarded-Proto: ${this.secure === null ? 'http' : 'https'}\r\n`;
+        if (ssl !== null && this.secure !== null) lines += clientCertHeaderLines(this.secure.clientCert, ssl);
         this.forwardedLines = Buffer.from(lines, 'latin1');
       }
       extra = this.forwardedLines;
@@ -351,11 +366,14 @@ export class HttpSession implements Session, UpstreamOwner {
     server.counters.totalConnections++;
     const privateMode = backend.pool.protocol === 'PROXY' || backend.pool.protocol === 'PROXYV2';
     const pool = this.frontend.context.upstreams;
+    const secure = this.secureTarget(backend);
+    // A TLS member connection carries the client's server name: it serves clients that sent the same one.
+    const tag = secure === null ? '' : (secure.sni ?? '');
     let upstream: Upstream | null = null;
     if (privateMode) {
       if (this.privateUpstream !== null && this.privateUpstream.server === server && this.privateUpstream.usable) upstream = this.privateUpstream;
     } else {
-      upstream = pool.acquire(server);
+      upstream = pool.acquire(server, tag);
     }
     if (upstream !== null) return this.send(upstream);
 
@@ -373,7 +391,7 @@ export class HttpSession implements Session, UpstreamOwner {
         this.tried.add(server);
         return this.dispatch();
       }
-      const fresh = pool.adopt(socket as net.Socket, server);
+      const fresh = pool.adopt(socket as net.Socket, server, tag);
       if (privateMode) {
         this.privateUpstream?.socket.destroy();
         this.privateUpstream = fresh;
@@ -383,10 +401,24 @@ export class HttpSession implements Session, UpstreamOwner {
           destinationAddress: plainAddress(this.client.localAddress),
           destinationPort: this.localPort,
         };
-        fresh.socket.write(backend.pool.protocol === 'PROXY' ? proxyV1Header(facts) : proxyV2Header(facts));
+        fresh.socket.write(backend.pool.protocol === 'PROXY' ? proxyV1Header(facts) : proxyV2Header(facts, 'stream', this.proxySslTlv()));
       }
       this.send(fresh);
-    });
+    }, undefined, secure);
+  }
+
+  /** `send-proxy-v2-ssl-cn` on TLS listeners: the client's TLS facts in the PROXY v2 header. */
+  private proxySslTlv(): Buffer | null {
+    const secure = this.secure;
+    if (secure === null) return null;
+    const cert = secure.clientCert;
+    return proxyV2SslTlv({ version: secure.protocol, certificate: cert.used, verify: cert.verify, cn: cert.subjectField('CN') });
+  }
+
+  /** How members of `backend` are reached: TLS with the client's server name when the pool re-encrypts. */
+  private secureTarget(backend: Backend): SecureTarget | null {
+    if (backend.tls === null) return null;
+    return { tls: backend.tls, sni: this.secure === null ? null : this.secure.sni, mode: 'http' };
   }
 
   private send(upstream: Upstream): void {
@@ -483,7 +515,7 @@ export class HttpSession implements Session, UpstreamOwner {
           this.resScanFrom = Math.max(0, buf.length - 3);
           return;
         }
-        head = parseResponseHead(buf, end, this.backend?.persistence?.type === 'APP_COOKIE');
+        head = parseResponseHead(buf, end, this.backend?.persistence?.type === 'APP_COOKIE', this.frontend.hstsLine !== null);
       } catch (err) {
         if (!(err instanceof HttpParseError)) throw err;
         this.releaseUpstream(false);
@@ -530,14 +562,21 @@ export class HttpSession implements Session, UpstreamOwner {
       cookieLine = persistence.responseCookie(new HttpSelectRequest(this.sourceAddress, 0, req), server);
     }
     const closing = !this.keepClient(head);
+    const hsts = this.frontend.hstsLine;
     let out: Buffer;
-    if (cookieLine === null && !(closing && !head.connectionClose)) {
+    if (cookieLine === null && hsts === null && !(closing && !head.connectionClose)) {
       out = end === buf.length ? buf : buf.subarray(0, end);
     } else {
       let extra = cookieLine ?? '';
-      const remove = closing ? head.connectionLines : [];
+      const remove = closing ? [...head.connectionLines] : [];
       if (closing) extra += 'Connection: close\r\n';
-      out = rewriteHead(buf, end, remove, Buffer.from(extra, 'latin1'));
+      let extraBytes = Buffer.from(extra, 'latin1');
+      if (hsts !== null) {
+        // http-response set-header: the member's own Strict-Transport-Security lines are replaced.
+        remove.push(...head.hstsLines);
+        extraBytes = Buffer.concat([extraBytes, hsts]);
+      }
+      out = rewriteHead(buf, end, remove, extraBytes);
     }
     this.resStarted = true;
     if (rest.length === 0) {
@@ -640,6 +679,8 @@ export class HttpSession implements Session, UpstreamOwner {
     const req = this.req;
     server.counters.activeConnections++;
     server.counters.totalConnections++;
+    const secure = this.secureTarget(this.backend as Backend);
+    const tag = secure === null ? '' : (secure.sni ?? '');
     openSocket(server, this.frontend.config.timeouts.memberConnect, (err, socket) => {
       if (this.req !== req || this.state === CLOSED) {
         socket?.destroy();
@@ -650,8 +691,8 @@ export class HttpSession implements Session, UpstreamOwner {
         this.backend?.failed(server);
         return this.failExchange(503);
       }
-      this.send(this.frontend.context.upstreams.adopt(socket as net.Socket, server));
-    });
+      this.send(this.frontend.context.upstreams.adopt(socket as net.Socket, server, tag));
+    }, undefined, secure);
   }
 
   onUpstreamTimeout(): void {

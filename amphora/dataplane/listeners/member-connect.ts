@@ -1,9 +1,19 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Backend, SelectRequest } from '../balancer/backend.ts';
 import type { Server } from '../balancer/server.ts';
+import type { MemberTls } from '../tls/member-tls.ts';
 
 /** HAProxy `retries 3` + `option redispatch`: the last attempts go to other servers. */
 export const CONNECT_ATTEMPTS = 3;
+
+/** How to reach a member over TLS (pools with re-encryption). */
+export interface SecureTarget {
+  tls: MemberTls;
+  /** The client's server name, passed on (HAProxy `sni ssl_fc_sni`); null when there is none. */
+  sni: string | null;
+  mode: 'http' | 'stream';
+}
 
 export interface MemberConnection {
   socket: net.Socket;
@@ -32,6 +42,7 @@ export function connectToBackend(
     attempts++;
     tried.add(server);
     server.counters.activeConnections++;
+    const secure: SecureTarget | null = backend.tls === null ? null : { tls: backend.tls, sni: null, mode: 'stream' };
     openSocket(
       server,
       connectTimeoutMs,
@@ -45,7 +56,8 @@ export function connectToBackend(
         server.counters.totalConnections++;
         done({ socket: socket as net.Socket, server }, null);
       },
-      onread,
+      secure === null ? onread : undefined,
+      secure,
     );
   };
   attempt(null);
@@ -53,21 +65,33 @@ export function connectToBackend(
 
 /**
  * Opens a TCP connection to a server with a connect timeout; the socket comes back without listeners.
- * `onread` makes the socket read into caller-provided buffers instead of emitting 'data'.
+ * `onread` makes the socket read into caller-provided buffers instead of emitting 'data'. With `secure`
+ * the connection is TLS and counts as open once the handshake (and the member certificate's
+ * verification, when the pool has a CA) succeeded; the timeout covers both.
  */
 export function openSocket(
   server: Server,
   timeoutMs: number,
   done: (err: Error | null, socket?: net.Socket) => void,
   onread?: net.OnReadOpts,
+  secure?: SecureTarget | null,
 ): void {
   // Member addresses are IP literals: net skips the resolver for them.
-  const socket = net.connect({ host: server.address, port: server.port, noDelay: true, allowHalfOpen: true, onread });
+  const socket =
+    secure === undefined || secure === null
+      ? net.connect({ host: server.address, port: server.port, noDelay: true, allowHalfOpen: true, onread })
+      : tls.connect({ ...secure.tls.connectOptions(server.address, server.port, secure.sni, secure.mode), allowHalfOpen: true } as tls.ConnectionOptions);
+  if (secure !== undefined && secure !== null) {
+    // tls.connect does not take noDelay.
+    socket.setNoDelay(true);
+    secure.tls.watchSessions(socket as tls.TLSSocket, server.address, server.port, secure.sni);
+  }
+  const connectEvent = secure === undefined || secure === null ? 'connect' : 'secureConnect';
   let settled = false;
   const finish = (err: Error | null) => {
     if (settled) return;
     settled = true;
-    socket.off('connect', onConnect);
+    socket.off(connectEvent, onConnect);
     socket.off('error', finish);
     socket.off('timeout', onTimeout);
     socket.setTimeout(0);
@@ -80,7 +104,7 @@ export function openSocket(
   };
   const onConnect = () => finish(null);
   const onTimeout = () => finish(new Error(`connect to ${server.address}:${server.port} timed out`));
-  socket.once('connect', onConnect);
+  socket.once(connectEvent, onConnect);
   socket.once('error', finish);
   socket.once('timeout', onTimeout);
   if (timeoutMs > 0) socket.setTimeout(timeoutMs);

@@ -2,15 +2,30 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Listener } from '../../../common/amphora-config/index.ts';
 import { StreamFrontend, type FrontendContext, type Session } from './frontend.ts';
+import { TlsTerminator } from './tls-terminator.ts';
 
 /** A PROMETHEUS listener: serves the data plane's metrics at /metrics, as Octavia's amphora does. */
 export class PrometheusFrontend extends StreamFrontend {
   private readonly server: http.Server;
+  /** TLS offload (Octavia: a PROMETHEUS listener with certificates); null = plain HTTP. */
+  private terminator: TlsTerminator | null = null;
 
   constructor(listener: Listener, ctx: FrontendContext, connectionShare: number) {
     super(listener, ctx, connectionShare);
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.requestTimeout = listener.timeouts.httpRequest;
+    this.configureTls(listener);
+  }
+
+  override update(listener: Listener, connectionShare: number): void {
+    super.update(listener, connectionShare);
+    this.configureTls(listener);
+  }
+
+  private configureTls(listener: Listener): void {
+    if (listener.tls === null) this.terminator = null;
+    else if (this.terminator === null) this.terminator = new TlsTerminator(listener, this.ctx.log, false);
+    else this.terminator.update(listener);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -33,6 +48,11 @@ export class PrometheusFrontend extends StreamFrontend {
   }
 
   protected serve(client: net.Socket): Session {
+    if (this.terminator !== null) return this.terminator.accept(client, (socket) => this.serveHttp(socket));
+    return this.serveHttp(client);
+  }
+
+  private serveHttp(client: net.Socket): Session {
     if (this.config.timeouts.clientData > 0) client.setTimeout(this.config.timeouts.clientData, () => client.destroy());
     this.server.emit('connection', client);
     return {

@@ -73,7 +73,8 @@ class TcpSession implements Session {
     const backend = this.backend as Backend;
     const { client } = this;
     const req = { sourceAddress: plainAddress(client.remoteAddress), sourcePort: client.remotePort ?? 0 };
-    this.readBuffer = readBuffers.take();
+    // TLS member sockets read through their own TLS layer: the onread fast path is for plain TCP.
+    this.readBuffer = backend.tls === null ? readBuffers.take() : null;
     // Bound methods rather than arrow functions: tsx (esbuild keepNames) renames every named closure it creates.
     const onread =
       this.readBuffer === null ? undefined : { buffer: this.nextReadBuffer.bind(this), callback: this.forwardFromMember.bind(this) };

@@ -24,6 +24,8 @@ export class Upstream {
     readonly socket: net.Socket,
     readonly server: Server,
     private readonly pool: UpstreamPool,
+    /** What else the connection is bound to besides its server (the SNI sent to the member): reused only for the same. */
+    readonly tag: string,
   ) {
     socket.on('data', (chunk: Buffer) => {
       if (this.owner !== null) this.owner.onUpstreamData(chunk);
@@ -72,19 +74,33 @@ export class UpstreamPool {
     this.maxIdlePerServer = n;
   }
 
-  acquire(server: Server): Upstream | null {
+  acquire(server: Server, tag = ''): Upstream | null {
     const list = this.idle.get(server);
     if (list === undefined) return null;
-    while (list.length > 0) {
-      const upstream = list.pop() as Upstream;
-      if (upstream.usable) return upstream;
-      upstream.socket.destroy();
+    for (let i = list.length - 1; i >= 0; i--) {
+      const upstream = list[i];
+      if (!upstream.usable) {
+        list.splice(i, 1);
+        upstream.socket.destroy();
+        continue;
+      }
+      if (upstream.tag !== tag) continue;
+      list.splice(i, 1);
+      return upstream;
     }
     return null;
   }
 
-  adopt(socket: net.Socket, server: Server): Upstream {
-    return new Upstream(socket, server, this);
+  adopt(socket: net.Socket, server: Server, tag = ''): Upstream {
+    return new Upstream(socket, server, this, tag);
+  }
+
+  /** Closes the idle connections to a server (its pool now connects differently, e.g. TLS settings changed). */
+  dropIdle(server: Server): void {
+    const list = this.idle.get(server);
+    if (list === undefined) return;
+    this.idle.delete(server);
+    for (const upstream of list) upstream.socket.destroy();
   }
 
   release(upstream: Upstream): void {

@@ -7,6 +7,7 @@ import { HealthSupervisor, type HealthReport } from '../health/supervisor.ts';
 import type { Logger } from '../log.ts';
 import { renderPrometheus } from '../stats/prometheus.ts';
 import { mergeSnapshots, type DataPlaneSnapshot } from '../stats/snapshot.ts';
+import { TICKET_SECRET_ENV, ticketSecret } from '../tls/ticket-keys.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
@@ -62,6 +63,8 @@ export class ClusterDataPlane implements DataPlane {
       ARGONAUT_WORKER_INDEX: String(index),
       ARGONAUT_WORKERS: String(this.options.workers),
       ARGONAUT_LOG_LEVEL: this.options.logLevel,
+      // Every worker derives the same TLS session-ticket keys: a session resumes on any of them.
+      [TICKET_SECRET_ENV]: ticketSecret().toString('hex'),
     });
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));

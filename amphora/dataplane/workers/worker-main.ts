@@ -1,6 +1,7 @@
 import type { AmphoraConfig } from '../../../common/amphora-config/index.ts';
 import { Engine, type PreparedConfig } from '../engine.ts';
 import { createLogger } from '../log.ts';
+import { ticketSecret } from '../tls/ticket-keys.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 
 /**
@@ -11,6 +12,8 @@ import type { FromWorker, ToWorker } from './messages.ts';
 const index = Number(process.env.ARGONAUT_WORKER_INDEX ?? '0');
 const workers = Number(process.env.ARGONAUT_WORKERS ?? '1');
 const log = createLogger(process.env.ARGONAUT_LOG_LEVEL ?? 'info', { worker: index });
+// Take the primary's TLS session-ticket secret now (and out of the environment).
+ticketSecret();
 
 const send = (message: FromWorker) => {
   if (process.connected) process.send?.(message);

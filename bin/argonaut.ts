@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // The argonaut command: `argonaut api` runs the API service (with its controller worker),
-// `argonaut migrate` applies database migrations. Every option is in the config file.
+// `argonaut migrate` applies database migrations, `argonaut cert` manages the local certificate
+// manager's store. Every option is in the config file.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, type ArgonautConfig } from '../common/config.ts';
 import { Database, ensureMysqlDatabase } from '../common/db/database.ts';
@@ -11,6 +12,8 @@ const HELP = `Usage: argonaut <command> [--config FILE]
 Commands:
   api       Run the Octavia v2 API service (and its controller worker) in this process.
   migrate   Apply pending database migrations and exit.
+  cert      Store, list and delete certificates of the local certificate manager
+            (argonaut cert --help).
 
 Options:
   -c, --config FILE   YAML configuration (default: $ARGONAUT_CONFIG, else built-in defaults:
@@ -19,7 +22,52 @@ Options:
   -h, --help          Show this help.
 `;
 
+/** The index of the command word in argv (the first argument that is neither an option nor its value). */
+function commandIndex(args: string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c' || args[i] === '--config') i++;
+    else if (!args[i]!.startsWith('-')) return i;
+  }
+  return -1;
+}
+
+async function certCommand(args: string[]): Promise<number> {
+  const { CERT_HELP, parseCertArgs, runCert } = await import('../common/certificates/cli.ts');
+  let parsed;
+  try {
+    parsed = parseCertArgs(args);
+  } catch (err) {
+    process.stderr.write(`argonaut cert: ${(err as Error).message}\n\n${CERT_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help || parsed.positionals.length === 0) {
+    process.stdout.write(CERT_HELP);
+    return parsed.values.help ? 0 : 2;
+  }
+  let config: ArgonautConfig;
+  try {
+    config = loadConfigFile(parsed.values.config ?? process.env.ARGONAUT_CONFIG);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`argonaut: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const db = await prepareDatabase(config);
+  try {
+    await db.connect();
+    if (config.database.migrateOnStart) await db.migrate();
+    return await runCert(parsed, config, db, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  } finally {
+    await db.close();
+  }
+}
+
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const at = commandIndex(argv);
+  if (at >= 0 && argv[at] === 'cert') return certCommand([...argv.slice(0, at), ...argv.slice(at + 1)]);
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { transportOptionsSchema } from './transport/transport.ts';
+import { certificatesSection } from './certificates/config.ts';
 
 const providers = z.record(z.string(), z.string());
 
@@ -211,6 +212,7 @@ export const configSchema = z
           .describe("Circuit breaker: when this many amphorae are stale at once, none is failed over (Octavia's failover_threshold; null: off)."),
       })
       .prefault({}),
+    certificates: certificatesSection.describe('TLS certificate references of listeners and pools (common/certificates/).'),
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),

@@ -17,6 +17,7 @@ import { buildRule, ruleCreateFields } from './l7rules.ts';
 import { buildListener, checkDuplicatePort, listenerCreateFields } from './listeners.ts';
 import { buildMember, memberCreateFields } from './members.ts';
 import { buildPool, poolCreateFields } from './pools.ts';
+import { TlsRefs } from '../tls-refs.ts';
 
 const optional = (schema: Schema, keys: string[]): Schema =>
   Object.fromEntries(Object.entries(schema).map(([k, f]) => [k, keys.includes(k) ? { type: f.type } : f]));
@@ -41,7 +42,8 @@ export const graphItemSchemas = { listener: listenerItem, pool: poolItem };
 
 const isReference = (pool: Body) => Object.keys(pool).every((k) => k === 'name');
 
-export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDriver, body: Body, t: Transaction): Promise<void> {
+/** `tls`: the certificate references of every listener and pool, resolved before the transaction (api/tls-refs.ts). */
+export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDriver, body: Body, t: Transaction, tls: TlsRefs = TlsRefs.none(ctx.state.services)): Promise<void> {
   const listeners = (body.listeners as Body[] | null) ?? [];
   const definitions = [...((body.pools as Body[] | null) ?? [])];
   const references: Body[] = [];
@@ -78,7 +80,7 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
   const { db } = services;
   const poolRows = new Map<Body, Row>();
   for (const def of definitions) {
-    const pool = buildPool(services, lb, def);
+    const pool = buildPool(services, lb, def, tls);
     checkWithProvider(driver, lb.provider, () => driver.checks.pool?.(pool));
     await db.models.pool.create(pool, { transaction: t });
     await replaceTags(services, pool.id, def.tags, t, true);
@@ -106,7 +108,7 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
 
   const created: Row[] = [];
   for (const item of listeners) {
-    const listener = await buildListener(services, lb, item, t, true);
+    const listener = await buildListener(services, lb, item, t, true, tls);
     checkDuplicatePort(created, listener.protocol, listener.protocol_port);
     if (item.default_pool) {
       if (listener.protocol === 'PROMETHEUS') throw errors.listenerNoChildren('PROMETHEUS');

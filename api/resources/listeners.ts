@@ -2,7 +2,7 @@
 import type Router from '@koa/router';
 import type { Transaction } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
-import { enforce } from '../access.ts';
+import { enforce, isAllowed } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
@@ -15,6 +15,7 @@ import type { Ctx, Services } from '../services.ts';
 import { json, listenerViews } from '../views.ts';
 import { vipVersions } from '../vip.ts';
 import { listenerStatistics } from '../statistics.ts';
+import { listenerCreatePlan, listenerUpdateCaCrl, listenerUpdatePlan, NO_MANAGER, planHasRefs, resolveRefs, TlsRefs } from '../tls-refs.ts';
 
 export const listenerSpec: ResourceSpec = {
   table: 'listener',
@@ -95,8 +96,11 @@ const UPDATABLE = [
 ];
 const putSchema: Schema = Object.fromEntries(UPDATABLE.map((k) => [k, { type: listenerCreateFields[k]!.type }]));
 
-/** Builds and validates a new listener row for load balancer `lb` (POST and graph create). */
-export async function buildListener(services: Services, lb: Row, body: Body, t: Transaction, graph = false): Promise<Row> {
+/**
+ * Builds and validates a new listener row for load balancer `lb` (POST and graph create); `tls` holds
+ * its certificate references, resolved before the transaction (api/tls-refs.ts).
+ */
+export async function buildListener(services: Services, lb: Row, body: Body, t: Transaction, graph = false, tls: TlsRefs = TlsRefs.none(services)): Promise<Row> {
   const { config, db } = services;
   const protocol = body.protocol as string;
   const d = config.listenerDefaults;
@@ -151,7 +155,9 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
   }
   checkCiphers(row.tls_ciphers, config.api.tlsCipherProhibitList);
   if (hasRefs) {
-    throw errors.validation('TLS certificate references cannot be resolved: no certificate manager is configured in this deployment.');
+    if (!tls.configured) throw errors.validation(NO_MANAGER);
+    tls.checkCertRefs([...((body.sni_container_refs as string[] | null) ?? []), body.default_tls_container_ref as string | null]);
+    if (body.client_ca_tls_container_ref) tls.checkCaAndCrl(body.client_ca_tls_container_ref as string, body.client_crl_container_ref as string | null);
   }
 
   if (!graph) {
@@ -221,6 +227,10 @@ async function create(ctx: Ctx): Promise<void> {
   const { services } = ctx.state;
   const { db } = services;
   const lbId = body.loadbalancer_id as string;
+  // Certificate references are fetched before the transaction and judged inside it (api/tls-refs.ts).
+  const plan = listenerCreatePlan(body);
+  const parent = planHasRefs(plan) ? ((await db.read(() => db.models.load_balancer.findByPk(lbId, { raw: true }))) as Row | null) : null;
+  const tls = await resolveRefs(ctx, parent?.project_id ?? null, parent && isAllowed(ctx, 'listener', 'post', parent.project_id) ? plan : { certs: [], secrets: [] });
   let provider = '';
   const row = await db.tx(async (t) => {
     const lb = await lockLoadBalancer(services, lbId, t);
@@ -229,7 +239,7 @@ async function create(ctx: Ctx): Promise<void> {
     await checkQuota(ctx, lb.project_id, 'listener', 1, t);
     if (body.default_pool_id) await checkDefaultPool(services, lbId, body.default_pool_id as string, body.protocol as string, t);
     requireActive(lb, 'Load Balancer');
-    const listener = await buildListener(services, lb, body, t);
+    const listener = await buildListener(services, lb, body, t, false, tls);
     checkWithProvider(driver, lb.provider, () => driver.checks.listener?.(listener));
     await db.models.listener.create(listener, { transaction: t });
     await replaceTags(services, listener.id, body.tags, t, true);
@@ -252,6 +262,7 @@ async function update(ctx: Ctx): Promise<void> {
   enforce(ctx, 'listener', 'put', found.project_id);
   const d = config.listenerDefaults;
   const protocol = found.protocol as string;
+  const tls = await resolveRefs(ctx, found.project_id, isTlsOffload(protocol, { ...found, ...body }) ? listenerUpdatePlan(body, found) : { certs: [], secrets: [] });
   let provider = '';
   const row = await db.tx(async (t) => {
     const current = await findOr404(services, listenerSpec, id, t);
@@ -299,13 +310,21 @@ async function update(ctx: Ctx): Promise<void> {
     const hasRefs = !!(merged.default_tls_container_ref || merged.client_ca_tls_container_ref || json<string[]>(merged.sni_container_refs, []).length);
     if (hasRefs && ('default_tls_container_ref' in body || 'sni_container_refs' in body || 'client_ca_tls_container_ref' in body)) {
       if (!isTlsOffload(protocol, merged)) throw errors.validation(`Certificate container references are not allowed on ${protocol} protocol listeners.`);
-      throw errors.validation('TLS certificate references cannot be resolved: no certificate manager is configured in this deployment.');
+      if (!tls.configured) throw errors.validation(NO_MANAGER);
     }
     if (merged.client_authentication !== 'NONE' && !merged.client_ca_tls_container_ref) {
       throw errors.validation(`Client authentication setting ${merged.client_authentication} requires a client CA container reference.`);
     }
+    // Octavia's PUT: the body's certificate refs, then the CA and CRL (the body's, else the stored ones).
+    if (tls.configured && isTlsOffload(protocol, merged)) {
+      tls.checkCertRefs([...((body.sni_container_refs as string[] | null) ?? []), body.default_tls_container_ref as string | null]);
+    }
     if (merged.client_crl_container_ref && !merged.client_ca_tls_container_ref) {
       throw errors.validation('A client authentication CA reference is required to specify a client authentication revocation list.');
+    }
+    if (tls.configured && isTlsOffload(protocol, merged)) {
+      const { ca, crl } = listenerUpdateCaCrl(body, current);
+      if (ca) tls.checkCaAndCrl(ca, crl);
     }
     checkCiphers(merged.tls_ciphers, config.api.tlsCipherProhibitList);
     // Octavia's check_hsts_options_put words the missing max_age case differently from create.

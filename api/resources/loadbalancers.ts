@@ -13,6 +13,7 @@ import type { Ctx, Services } from '../services.ts';
 import { json, loadBalancerView, loadBalancerViews, fullLoadBalancerView } from '../views.ts';
 import { resolveVip } from '../vip.ts';
 import { createGraphChildren, graphItemSchemas } from './graph.ts';
+import { graphPlan, resolveRefs } from '../tls-refs.ts';
 import { statusTree } from './status-tree.ts';
 import { listenerStatistics } from '../statistics.ts';
 
@@ -92,6 +93,8 @@ async function create(ctx: Ctx): Promise<void> {
   await resolveAvailabilityZone(services, body.availability_zone as string | null | undefined);
   const driver = providerOf(services, provider);
   const lbId = newId();
+  // The certificate references of its listeners and pools, fetched before the transaction (api/tls-refs.ts).
+  const tls = await resolveRefs(ctx, projectId, graphPlan(body));
 
   const row = await db.tx(async (t) => {
     await checkQuota(ctx, projectId, 'load_balancer', 1, t);
@@ -129,7 +132,7 @@ async function create(ctx: Ctx): Promise<void> {
     lb.additional_vips = JSON.stringify(allocation.additionalVips);
     await db.models.load_balancer.create(lb, { transaction: t });
     await replaceTags(services, lbId, body.tags, t, true);
-    await createGraphChildren(ctx, lb, driver, body, t);
+    await createGraphChildren(ctx, lb, driver, body, t, tls);
     return lb;
   });
   driver.submit({ kind: 'loadbalancer', action: 'create', loadBalancerId: lbId });

@@ -2,7 +2,7 @@
 import type Router from '@koa/router';
 import type { Transaction } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
-import { enforce } from '../access.ts';
+import { enforce, isAllowed } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
@@ -11,6 +11,7 @@ import { object, parseRequest, type Body, type Schema } from '../schema/object.t
 import { alpnProtocol, boolean, enumOf, integer, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import { json, poolListenerIds, poolViews } from '../views.ts';
+import { NO_MANAGER, planHasRefs, poolCreatePlan, poolUpdateCaCrl, poolUpdatePlan, resolveRefs, TlsRefs } from '../tls-refs.ts';
 
 export const poolSpec: ResourceSpec = {
   table: 'pool',
@@ -103,18 +104,28 @@ function checkSessionPersistence(protocol: string, sp: Body | null | undefined, 
   });
 }
 
-function checkTls(services: Services, values: Row, body: Body): void {
+/**
+ * The TLS rules of a pool create or update: Octavia's order (CRL needs a CA, the certificate ref, the
+ * CA and CRL, the cipher prohibit list). `caCrl` is what an update validates (body or stored values).
+ */
+function checkTls(services: Services, values: Row, body: Body, tls: TlsRefs, caCrl: { ca: string | null; crl: string | null }): void {
   if (values.crl_container_ref && !values.ca_tls_container_ref) {
     throw errors.validation('A CA certificate reference is required to specify a revocation list.');
   }
-  if (body.tls_container_ref || body.ca_tls_container_ref || body.crl_container_ref) {
-    throw errors.validation('TLS certificate references cannot be resolved: no certificate manager is configured in this deployment.');
+  if (!tls.configured) {
+    if (body.tls_container_ref || body.ca_tls_container_ref || body.crl_container_ref) throw errors.validation(NO_MANAGER);
+  } else {
+    tls.checkCertRefs([body.tls_container_ref as string | null]);
+    if (caCrl.ca) tls.checkCaAndCrl(caCrl.ca, caCrl.crl);
   }
   checkCiphers(values.tls_ciphers, services.config.api.tlsCipherProhibitList);
 }
 
-/** Builds and validates a new pool row for load balancer `lb` (POST and graph create). */
-export function buildPool(services: Services, lb: Row, body: Body): Row {
+/**
+ * Builds and validates a new pool row for load balancer `lb` (POST and graph create); `tls` holds its
+ * certificate references, resolved before the transaction (api/tls-refs.ts).
+ */
+export function buildPool(services: Services, lb: Row, body: Body, tls: TlsRefs = TlsRefs.none(services)): Row {
   const d = services.config.listenerDefaults;
   const protocol = body.protocol as string;
   const tlsEnabled = (body.tls_enabled as boolean | null) ?? false;
@@ -134,7 +145,7 @@ export function buildPool(services: Services, lb: Row, body: Body): Row {
     tls_versions: JSON.stringify(body.tls_versions ?? (tlsEnabled ? d.tlsVersions : null)),
     alpn_protocols: JSON.stringify(body.alpn_protocols ?? (tlsEnabled ? d.alpnProtocols : null)),
   };
-  checkTls(services, row, body);
+  checkTls(services, row, body, tls, { ca: row.ca_tls_container_ref, crl: row.crl_container_ref });
   if (tlsEnabled) {
     checkTlsVersions(json<string[] | null>(row.tls_versions, null), services.config.api.minimumTlsVersion);
     checkAlpnProtocols(json<string[] | null>(row.alpn_protocols, null));
@@ -142,10 +153,26 @@ export function buildPool(services: Services, lb: Row, body: Body): Row {
   return row;
 }
 
+/** The project a new pool's certificate references are resolved for (its load balancer's), when the caller may create it. */
+async function poolProject(services: Services, body: Body): Promise<string | null> {
+  const { db } = services;
+  let lbId = body.loadbalancer_id as string | undefined;
+  if (!lbId && body.listener_id) {
+    const listener = (await db.read(() => db.models.listener.findByPk(body.listener_id as string, { raw: true }))) as Row | null;
+    lbId = listener?.load_balancer_id;
+  }
+  if (!lbId) return null;
+  const lb = (await db.read(() => db.models.load_balancer.findByPk(lbId, { raw: true }))) as Row | null;
+  return lb?.project_id ?? null;
+}
+
 async function create(ctx: Ctx): Promise<void> {
   const body = parseRequest(ctx.state.body, 'pool', postSchema, 'pool_');
   const { services } = ctx.state;
   const { db } = services;
+  const plan = poolCreatePlan(body);
+  const project = planHasRefs(plan) ? await poolProject(services, body) : null;
+  const tls = await resolveRefs(ctx, project, project && isAllowed(ctx, 'pool', 'post', project) ? plan : { certs: [], secrets: [] });
   let submitTo: { provider: string; lbId: string } | undefined;
   const row = await db.tx(async (t) => {
     let listener: Row | null = null;
@@ -165,7 +192,7 @@ async function create(ctx: Ctx): Promise<void> {
       if (listener.protocol === 'PROMETHEUS') throw errors.listenerNoChildren('PROMETHEUS');
       checkPoolProtocol(listener.protocol, body.protocol as string);
     }
-    const pool = buildPool(services, lb, body);
+    const pool = buildPool(services, lb, body, tls);
     const driver = providerOf(services, lb.provider);
     await checkQuota(ctx, lb.project_id, 'pool', 1, t);
     if (listener?.default_pool_id) throw errors.duplicatePool();
@@ -202,6 +229,7 @@ async function update(ctx: Ctx): Promise<void> {
   const found = await findOr404(services, poolSpec, id);
   enforce(ctx, 'pool', 'put', found.project_id);
   const d = config.listenerDefaults;
+  const tls = await resolveRefs(ctx, found.project_id, poolUpdatePlan(body, found));
   let provider = '';
   const row = await db.tx(async (t) => {
     const current = await findOr404(services, poolSpec, id, t);
@@ -236,7 +264,7 @@ async function update(ctx: Ctx): Promise<void> {
       throw errors.validation('A CA reference cannot be removed when a certificate revocation list is present.');
     }
     if (merged.crl_container_ref && !merged.ca_tls_container_ref) throw errors.validation('A CA reference is required to specify a certificate revocation list.');
-    checkTls(services, merged, body);
+    checkTls(services, merged, body, tls, poolUpdateCaCrl(body, current));
     requireActive(lb, 'Load Balancer');
     const driver = providerOf(services, lb.provider);
     checkWithProvider(driver, lb.provider, () => driver.checks.pool?.(merged));

@@ -76,6 +76,12 @@ export const tables = {
   amphora_config: {
     amphora_id: { ...ref(false), primaryKey: true }, config_version: int(false), document: { ...text(), allowNull: false }, updated_at: date(false),
   },
+  // The local certificate manager's store (migration 0003; common/certificates/local.ts): `sealed` is
+  // AES-256-GCM under certificates.localKey (MEDIUMTEXT on MariaDB); key_id names that key.
+  certificate: {
+    id: id(), project_id: str(36, false), name: str(255, false), kind: str(16, false), not_after: date(), key_id: str(16, false),
+    sealed: { ...text(), allowNull: false }, created_at: date(false),
+  },
 } as const;
 
 export type TableName = keyof typeof tables;

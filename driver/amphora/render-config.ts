@@ -3,6 +3,7 @@
 import type { AmphoraConfigInput, ListenerInput, PoolInput } from '../../common/amphora-config/index.ts';
 import type { Row } from '../../common/db/database.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
+import type { TreeTlsMaterial } from './tls-material.ts';
 
 const live = (rows: Row[]) => rows.filter((r) => r.provisioning_status !== 'PENDING_DELETE' && r.provisioning_status !== 'DELETED');
 const json = <T>(text: unknown, fallback: T): T => (typeof text === 'string' && text !== '' ? (JSON.parse(text) as T) ?? fallback : fallback);
@@ -10,7 +11,10 @@ const truthy = (v: unknown) => typeof v === 'string' && ['true', 't', 'yes', 'y'
 const byPosition = (a: Row, b: Row) => a.position - b.position;
 const byCreation = (a: Row, b: Row) => String(a.created_at).localeCompare(String(b.created_at)) || String(a.id).localeCompare(String(b.id));
 
-export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, configVersion: number): AmphoraConfigInput {
+const NO_TLS: TreeTlsMaterial = { listeners: new Map(), pools: new Map() };
+
+/** `tls`: the listeners' and pools' certificate material, resolved beforehand (tls-material.ts resolveTreeTls). */
+export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, configVersion: number, tls: TreeTlsMaterial = NO_TLS): AmphoraConfigInput {
   const { lb } = tree;
   const additional = json<Array<{ ip_address: string | null; subnet_id: string; port_id: string | null }>>(lb.additional_vips, []);
   return {
@@ -22,12 +26,12 @@ export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, c
       { address: lb.vip_address, ...(lb.vip_port_id ? { portId: lb.vip_port_id } : {}), ...(lb.vip_subnet_id ? { subnetId: lb.vip_subnet_id } : {}) },
       ...additional.filter((v) => v.ip_address).map((v) => ({ address: v.ip_address!, subnetId: v.subnet_id, ...(v.port_id ? { portId: v.port_id } : {}) })),
     ],
-    listeners: live(tree.listeners).sort(byCreation).map((l) => renderListener(tree, l)),
-    pools: live(tree.pools).sort(byCreation).map((p) => renderPool(tree, p)),
+    listeners: live(tree.listeners).sort(byCreation).map((l) => renderListener(tree, l, tls)),
+    pools: live(tree.pools).sort(byCreation).map((p) => renderPool(tree, p, tls)),
   };
 }
 
-function renderListener(tree: LoadBalancerTree, l: Row): ListenerInput {
+function renderListener(tree: LoadBalancerTree, l: Row, tls: TreeTlsMaterial): ListenerInput {
   const headers = json<Record<string, string>>(l.insert_headers, {});
   const policies = live(tree.policies).filter((p) => p.listener_id === l.id).sort(byPosition);
   return {
@@ -61,11 +65,12 @@ function renderListener(tree: LoadBalancerTree, l: Row): ListenerInput {
         .sort(byCreation)
         .map((r) => ({ id: r.id, type: r.type, compareType: r.compare_type, key: r.key ?? null, value: r.value, invert: Boolean(r.invert), enabled: Boolean(r.admin_state_up) })),
     })),
-    tls: l.protocol === 'TERMINATED_HTTPS' ? { certificateRef: l.default_tls_container_ref ?? undefined } : null,
+    // Without resolved material (no certificate manager wired in) the reference alone, as before.
+    tls: tls.listeners.get(l.id) ?? (l.protocol === 'TERMINATED_HTTPS' ? { certificateRef: l.default_tls_container_ref ?? undefined } : null),
   };
 }
 
-function renderPool(tree: LoadBalancerTree, p: Row): PoolInput {
+function renderPool(tree: LoadBalancerTree, p: Row, tls: TreeTlsMaterial): PoolInput {
   const monitor = live(tree.monitors).find((h) => h.pool_id === p.id);
   return {
     id: p.id,
@@ -104,7 +109,7 @@ function renderPool(tree: LoadBalancerTree, p: Row): PoolInput {
           enabled: Boolean(monitor.admin_state_up),
         }
       : null,
-    tls: p.tls_enabled ? {} : null,
+    tls: p.tls_enabled ? (tls.pools.get(p.id) ?? {}) : null,
   };
 }
 

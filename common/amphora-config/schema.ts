@@ -189,11 +189,6 @@ export const ListenerTlsSchema = z
     ciphers: tlsCiphers,
     /** Advertised in this order (the server's order wins); [] = no ALPN. h2 is served on TERMINATED_HTTPS, not on PROMETHEUS. */
     alpnProtocols,
-    /**
-     * @deprecated Transitional: ignored. The renderer used to send a container ref here; the data plane needs
-     * the material (`defaultCertificate`/`sniCertificates`). Remove once no renderer sends it.
-     */
-    certificateRef: z.string().optional(),
   })
   .strict();
 

@@ -16,9 +16,13 @@ export class Sealer {
   /** 16 hex characters identifying the key (safe to store and show). */
   readonly keyId: string;
 
-  constructor(secret: string) {
-    if (typeof secret !== 'string' || secret.length < 32) throw new SealingError('certificates.localKey must be at least 32 characters');
-    this.key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'argonaut/certificates', 'local certificate store v1', 32));
+  /** `purpose` separates the keys derived from one secret for different stores. */
+  constructor(secret: string | Buffer, purpose = 'local certificate store v1') {
+    if (typeof secret === 'string' ? secret.length < 32 : !Buffer.isBuffer(secret) || secret.length < 32) {
+      throw new SealingError('the sealing secret must be at least 32 characters (certificates.localKey) or bytes');
+    }
+    const ikm = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
+    this.key = Buffer.from(hkdfSync('sha256', ikm, 'argonaut/certificates', purpose, 32));
     this.keyId = createHmac('sha256', this.key).update('key id').digest('hex').slice(0, 16);
   }
 

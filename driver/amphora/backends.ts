@@ -18,6 +18,7 @@ import { localNetworkDriver } from '../network/local/from-config.ts';
 import { HealthManager } from '../health/health-manager.ts';
 import { SparePool } from './spare-pool.ts';
 import { markLoadBalancersWithDeadAmphorae } from './dead-amphorae.ts';
+import { createCertificateManager, type CertificateManager } from '../../common/certificates/index.ts';
 import { AgentConfigDelivery, NoopConfigDelivery, type ConfigDelivery } from './config-delivery.ts';
 
 export interface AmphoraBackends {
@@ -49,7 +50,10 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   } else {
     transport = await AmqpTransport.connect({ ...config.messaging.amqp, identity: { role: 'controller', masterKey }, logger: log });
   }
-  const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs);
+  let certificates: Promise<CertificateManager | null> | undefined;
+  const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs, masterKey, () =>
+    (certificates ??= createCertificateManager(config, db, log)),
+  );
   const compute = createComputeDriver(config, db, log, broker);
   if (compute instanceof NetnsComputeDriver) await localNetworkDriver(config, db).ensureBridge(config.localNetwork.bridge);
   let healthManager: HealthManager | undefined;

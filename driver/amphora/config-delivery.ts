@@ -8,7 +8,10 @@ import type { ConfigFetch, ConfigPush } from '../../common/messages.ts';
 import type { ControllerTransport } from '../../common/transport/transport.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
 import { wholeSeconds } from '../health/heartbeat-db.ts';
+import type { CertificateManager } from '../../common/certificates/index.ts';
+import { Sealer } from '../../common/certificates/sealing.ts';
 import { renderAmphoraConfig } from './render-config.ts';
+import { resolveTreeTls, type TreeTlsMaterial } from './tls-material.ts';
 
 export interface ConfigDelivery {
   /** Gives the amphora the configuration of the load balancer's tree (loaded only if needed); resolves once it runs it. */
@@ -30,16 +33,30 @@ export class ConfigRefusedError extends Error {
 /** Statuses of amphorae that may still ask for their configuration. */
 const IN_SERVICE = ['BOOTING', 'ALLOCATED'];
 
+/** Recorded documents holding TLS material (private keys) are sealed at rest: this prefix marks them. */
+const SEALED = 'sealed:';
+
 export class AgentConfigDelivery implements ConfigDelivery {
+  /** Seals recorded documents that carry private keys (AES-256-GCM, a key derived from the master key). */
+  private readonly sealer: Sealer;
+
   constructor(
     private readonly db: Database,
     private readonly transport: ControllerTransport,
     private readonly log: Logger,
     private readonly ackTimeoutMs: number,
-  ) {}
+    masterKey: Buffer,
+    /** Resolves listeners' and pools' certificate references (null: no certificate manager). */
+    private readonly certificates: () => Promise<CertificateManager | null>,
+  ) {
+    this.sealer = new Sealer(masterKey, 'amphora configurations at rest v1');
+  }
 
   async deliver(amphoraId: string, tree: () => Promise<LoadBalancerTree>): Promise<void> {
-    const push = await this.record(amphoraId, await tree());
+    const loaded = await tree();
+    // Resolved outside the recording transaction (Barbican is a remote call; the local store reads the database).
+    const tls = await resolveTreeTls(await this.certificates(), loaded);
+    const push = await this.record(amphoraId, loaded, tls);
     const startedAt = Date.now();
     const ack = await this.transport.pushConfig(push, { timeoutMs: this.ackTimeoutMs, retries: 0 });
     if (!ack.ok) throw new ConfigRefusedError(`amphora ${amphoraId} refused configuration ${push.configVersion}: ${ack.error}`);
@@ -90,19 +107,22 @@ export class AgentConfigDelivery implements ConfigDelivery {
       if (!amphora || !IN_SERVICE.includes(amphora.status)) return null;
       const row = (await db.models.amphora_config.findByPk(req.amphoraId, { raw: true })) as Row | null;
       if (!row) return null;
-      return { amphoraId: req.amphoraId, configVersion: row.config_version, config: JSON.parse(row.document) };
+      const document = String(row.document).startsWith(SEALED) ? this.sealer.open(String(row.document).slice(SEALED.length), req.amphoraId) : row.document;
+      return { amphoraId: req.amphoraId, configVersion: row.config_version, config: JSON.parse(document) };
     });
   }
 
   /** Renders the next version and records it before it is sent: a restarting amphora fetches it. */
-  private async record(amphoraId: string, tree: LoadBalancerTree): Promise<ConfigPush> {
+  private async record(amphoraId: string, tree: LoadBalancerTree, tls: TreeTlsMaterial): Promise<ConfigPush> {
     const { db } = this;
     return db.tx(async (t) => {
       const model = db.models.amphora_config;
       const current = (await model.findByPk(amphoraId, { raw: true, transaction: t, lock: db.lock })) as Row | null;
       const configVersion = (current?.config_version ?? 0) + 1;
-      const config = renderAmphoraConfig(tree, amphoraId, configVersion);
-      const values = { config_version: configVersion, document: JSON.stringify(config), updated_at: new Date() };
+      const config = renderAmphoraConfig(tree, amphoraId, configVersion, tls);
+      const text = JSON.stringify(config);
+      const hasKeys = tls.listeners.size + tls.pools.size > 0;
+      const values = { config_version: configVersion, document: hasKeys ? SEALED + this.sealer.seal(text, amphoraId) : text, updated_at: new Date() };
       if (current) await model.update(values, { where: { amphora_id: amphoraId }, transaction: t });
       else await model.create({ amphora_id: amphoraId, ...values }, { transaction: t });
       return { amphoraId, configVersion, config };

@@ -66,7 +66,8 @@ function renderListener(tree: LoadBalancerTree, l: Row, tls: TreeTlsMaterial): L
         .map((r) => ({ id: r.id, type: r.type, compareType: r.compare_type, key: r.key ?? null, value: r.value, invert: Boolean(r.invert), enabled: Boolean(r.admin_state_up) })),
     })),
     // Without resolved material (no certificate manager wired in) the reference alone, as before.
-    tls: tls.listeners.get(l.id) ?? (l.protocol === 'TERMINATED_HTTPS' ? { certificateRef: l.default_tls_container_ref ?? undefined } : null),
+    // A TERMINATED_HTTPS listener without resolved material is refused by the data plane's schema (ERROR, with the reason).
+    tls: tls.listeners.get(l.id) ?? null,
   };
 }
 

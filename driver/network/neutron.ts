@@ -307,7 +307,8 @@ export class NeutronNetworkDriver implements NetworkDriver {
     const subnet = await this.api.findSubnet(req.subnetId);
     if (!subnet) throw new Error(`cannot plug amphora ${req.amphoraId}: VIP subnet ${req.subnetId} not found in Neutron`);
     const settings: Record<string, unknown> = {
-      allowed_address_pairs: req.vipAddresses.map((ip_address) => ({ ip_address })),
+      // Neutron refuses a request that names one pair twice.
+      allowed_address_pairs: [...new Set(req.vipAddresses)].map((ip_address) => ({ ip_address })),
       ...(req.securityGroupIds ? { security_groups: req.securityGroupIds } : {}),
     };
     const [existing, ...extra] = await this.vrrpPorts(req.amphoraId);

@@ -248,9 +248,11 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
     expect(plugged.prefixLength).toBe(28);
 
     // A second plug (a retried operation) reuses the port and updates its pairs.
-    const again = await driver.plugAmphoraVip({ amphoraId, subnetId: subnetA, vipAddresses: [vip.address, addr(13)], securityGroupIds: [sgId] });
+    // (Another address than the VIP, whichever Neutron handed out for it.)
+    const second = [addr(13), addr(14)].find((a) => a !== vip.address && a !== plugged.vrrpIp)!;
+    const again = await driver.plugAmphoraVip({ amphoraId, subnetId: subnetA, vipAddresses: [vip.address, second], securityGroupIds: [sgId] });
     expect(again).toEqual({ ...plugged });
-    expect((await port(plugged.vrrpPortId))!.allowed_address_pairs.map((a) => a.ip_address).sort()).toEqual([vip.address, addr(13)].sort());
+    expect((await port(plugged.vrrpPortId))!.allowed_address_pairs.map((a) => a.ip_address).sort()).toEqual([vip.address, second].sort());
 
     await driver.unplugAmphoraVip(amphoraId);
     expect(await port(plugged.vrrpPortId)).toBeUndefined();

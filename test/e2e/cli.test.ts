@@ -47,6 +47,7 @@ import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { freePort, startApiProcess, type ApiProcess } from '../helpers/process.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
+import { waitFor as pollUntil } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const KEYSTONE_URL = 'http://127.0.0.1:5000/v3';
@@ -240,20 +241,9 @@ async function chooseNet(neutronCidrs: string[]): Promise<string> {
 
 // ---- waiting --------------------------------------------------------------------------------------
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-}
+/** The CLI is slow (seconds per call): poll every 500 ms. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 500): Promise<T> =>
+  pollUntil(what, probe, timeoutMs, intervalMs);
 
 interface StatusTree {
   loadbalancer: {

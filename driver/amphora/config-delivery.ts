@@ -39,6 +39,8 @@ const SEALED = 'sealed:';
 export class AgentConfigDelivery implements ConfigDelivery {
   /** Seals recorded documents that carry private keys (AES-256-GCM, a key derived from the master key). */
   private readonly sealer: Sealer;
+  /** The amphorae of one operation share its tree: its references are resolved once, not per amphora. */
+  private readonly resolved = new WeakMap<LoadBalancerTree, Promise<TreeTlsMaterial>>();
 
   constructor(
     private readonly db: Database,
@@ -55,7 +57,7 @@ export class AgentConfigDelivery implements ConfigDelivery {
   async deliver(amphoraId: string, tree: () => Promise<LoadBalancerTree>): Promise<void> {
     const loaded = await tree();
     // Resolved outside the recording transaction (Barbican is a remote call; the local store reads the database).
-    const tls = await resolveTreeTls(await this.certificates(), loaded);
+    const tls = await this.tlsOf(loaded);
     const push = await this.record(amphoraId, loaded, tls);
     const startedAt = Date.now();
     const ack = await this.transport.pushConfig(push, { timeoutMs: this.ackTimeoutMs, retries: 0 });
@@ -86,6 +88,15 @@ export class AgentConfigDelivery implements ConfigDelivery {
       // A heartbeat created the record meanwhile, or the database failed: heartbeats refresh it anyway.
       this.log.warn({ err, amphoraId }, 'could not refresh the health record of an amphora that acknowledged its configuration');
     }
+  }
+
+  private tlsOf(tree: LoadBalancerTree): Promise<TreeTlsMaterial> {
+    let tls = this.resolved.get(tree);
+    if (!tls) {
+      tls = this.certificates().then((manager) => resolveTreeTls(manager, tree));
+      this.resolved.set(tree, tls);
+    }
+    return tls;
   }
 
   async forget(amphoraId: string): Promise<void> {

@@ -14,23 +14,14 @@ import { createLogger } from '../../common/logging.ts';
 import { neutronApi, type NeutronPort } from '../../driver/network/neutron-api.ts';
 import { NeutronNetworkDriver, VipAllocationError, securityGroupName, vipPortName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { ServiceClient } from '../../driver/openstack/client.ts';
+import { peerServiceOptions } from '../helpers/keystone.ts';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const AUTH_URL = env('ARGONAUT_KEYSTONE_URL', 'http://127.0.0.1:5000/v3');
 // Keystone and Neutron answer in 0.1-2 s per call on the shared 2-core box.
 const SLOW = { timeout: 180_000 };
 
-const credentials = new KeystoneClient({
-  authUrl: AUTH_URL,
-  username: env('ARGONAUT_KEYSTONE_SERVICE_USER', 'octavia'),
-  password: env('ARGONAUT_KEYSTONE_SERVICE_PASSWORD', 'secret'),
-  projectName: env('ARGONAUT_KEYSTONE_SERVICE_PROJECT', 'service'),
-  userDomainName: 'Default',
-  projectDomainName: 'Default',
-  region: env('ARGONAUT_KEYSTONE_REGION', 'RegionOne'),
-  timeoutMs: 20_000,
-  retries: 1,
-});
+const credentials = new KeystoneClient({ ...peerServiceOptions(AUTH_URL), retries: 1 });
 const client = new ServiceClient({ credentials, serviceType: 'network', serviceName: 'Neutron', versionPath: '/v2.0', timeoutMs: 20_000 });
 const neutron = neutronApi(client);
 

@@ -10,6 +10,7 @@ import { authMiddleware } from '../../api/auth/auth-middleware.ts';
 import { InvalidTokenError, KeystoneClient, KeystoneUnavailableError } from '../../api/auth/keystone-client.ts';
 import { PolicyEnforcer, policyAction } from '../../api/auth/policy.ts';
 import { TokenCache } from '../../api/auth/token-cache.ts';
+import { peerServiceOptions } from '../helpers/keystone.ts';
 
 const KEYSTONE_URL = process.env.ARGONAUT_KEYSTONE_URL;
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
@@ -27,16 +28,8 @@ const SLOW = { timeout: 120_000 };
 
 describe.skipIf(!KEYSTONE_URL)(`Keystone integration (ARGONAUT_KEYSTONE_URL=${KEYSTONE_URL ?? 'unset'})`, SLOW, () => {
   const authUrl = (KEYSTONE_URL ?? '').replace(/\/+$/, '');
-  const serviceOptions = () => ({
-    authUrl,
-    username: env('ARGONAUT_KEYSTONE_SERVICE_USER', 'octavia'),
-    password: env('ARGONAUT_KEYSTONE_SERVICE_PASSWORD', 'secret'),
-    projectName: env('ARGONAUT_KEYSTONE_SERVICE_PROJECT', 'service'),
-    userDomainName: 'Default',
-    projectDomainName: 'Default',
-    region: env('ARGONAUT_KEYSTONE_REGION', 'RegionOne'),
-    timeoutMs: 20_000,
-  });
+  const serviceOptions = () => peerServiceOptions(authUrl);
+
 
   async function issueToken(user: string, password: string, project: string): Promise<IssuedToken> {
     const res = await fetch(`${authUrl}/auth/tokens`, {

@@ -93,16 +93,21 @@ export class RequestHead {
     if (this.cookies === null) {
       const jar = new Map<string, string>();
       for (const h of this.cookieLines) {
-        for (const pair of this.buf.toString('latin1', h.valueStart, h.valueEnd).split(';')) {
-          const eq = pair.indexOf('=');
-          if (eq <= 0) continue;
-          const key = pair.slice(0, eq).trim();
-          if (!jar.has(key)) jar.set(key, pair.slice(eq + 1).trim());
-        }
+        addCookiePairs(jar, this.buf.toString('latin1', h.valueStart, h.valueEnd));
       }
       this.cookies = jar;
     }
     return this.cookies.get(name);
+  }
+}
+
+/** Adds the `name=value` pairs of one Cookie header line to `jar`; the first value of a name wins. */
+export function addCookiePairs(jar: Map<string, string>, line: string): void {
+  for (const pair of line.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const key = pair.slice(0, eq).trim();
+    if (!jar.has(key)) jar.set(key, pair.slice(eq + 1).trim());
   }
 }
 

@@ -1,3 +1,4 @@
+import { addCookiePairs } from '../http/request-head.ts';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -161,14 +162,7 @@ class H2Request implements L7Request, SelectRequest {
     if (this.cookies === null) {
       const jar = new Map<string, string>();
       const raw = this.headers.cookie;
-      for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
-        for (const pair of line.split(';')) {
-          const eq = pair.indexOf('=');
-          if (eq <= 0) continue;
-          const key = pair.slice(0, eq).trim();
-          if (!jar.has(key)) jar.set(key, pair.slice(eq + 1).trim());
-        }
-      }
+      for (const line of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) addCookiePairs(jar, line);
       this.cookies = jar;
     }
     return this.cookies.get(name);

@@ -236,6 +236,12 @@ export const ListenerSchema = z
     tls: ListenerTlsSchema.nullable().default(null),
     /** Strict-Transport-Security set on every response; TERMINATED_HTTPS listeners only. */
     hsts: HstsSchema.nullable().default(null),
+    /**
+     * Extension: PROXY (default, what Octavia does: the amphora opens its own connection to the member)
+     * or DIRECT_ROUTING (L4 DR: packets reach the member with only the destination MAC rewritten; the
+     * member owns the VIP on a loopback and answers the client directly). TCP and UDP listeners only.
+     */
+    forwarding: z.enum(['PROXY', 'DIRECT_ROUTING']).default('PROXY'),
   })
   .strict();
 

@@ -82,6 +82,9 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     const protocol = listener.protocol;
     const terminated = protocol === 'TERMINATED_HTTPS';
     if (protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP listeners are not supported' });
+    if (listener.forwarding === 'DIRECT_ROUTING') {
+      issues.push({ path: [...at, 'forwarding'], message: 'DIRECT_ROUTING is not implemented by this data plane yet' });
+    }
     if (terminated && listener.tls === null) {
       issues.push({ path: [...at, 'tls'], message: 'required by TERMINATED_HTTPS listeners (certificates)' });
     } else if (!terminated && protocol !== 'PROMETHEUS' && listener.tls !== null) {

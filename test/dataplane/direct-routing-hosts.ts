@@ -3,6 +3,7 @@
 // channel: members that own the VIP on lo and answer with their name and the addresses they saw, and a
 // client that opens TCP connections and sends UDP datagrams from a chosen source address.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { realServerInstructions, type RealServerMethod } from '../../amphora/dataplane/directrouting/realserver-commands.ts';
 import { addAddress, createNamespace, createVeth, deleteNamespace, ensureBridge, inNamespace, ip } from '../../driver/network/local/ip.ts';
 
 /** A namespace with an eth0 plugged into `bridge` (in namespace `switchNs`) and the given addresses. */
@@ -17,17 +18,11 @@ export async function createSwitch(ns: string, bridge: string): Promise<void> {
   await ensureBridge(bridge, { netns: ns });
 }
 
-/** "Solving the ARP problem" with the preferred Linux method: VIP on lo, arp_ignore=1, arp_announce=2. */
-export async function makeRealServer(ns: string, vip: string): Promise<void> {
-  const sysctl = inNamespace(ns, 'sysctl', [
-    '-qw',
-    'net.ipv4.conf.all.arp_ignore=1',
-    'net.ipv4.conf.eth0.arp_ignore=1',
-    'net.ipv4.conf.all.arp_announce=2',
-    'net.ipv4.conf.eth0.arp_announce=2',
-  ]);
-  await run(sysctl.command, sysctl.args);
-  await addAddress('lo', `${vip}/32`, { netns: ns });
+/** "Solving the ARP problem" in `ns` by running what `bin/argonaut-realserver.ts` prints for `method`. */
+export async function makeRealServer(ns: string, vip: string, method: RealServerMethod): Promise<void> {
+  const { commands } = realServerInstructions({ vip, method, interfaces: ['eth0'] });
+  const cmd = inNamespace(ns, 'sh', ['-e', '-c', commands.join('\n')]);
+  await run(cmd.command, cmd.args);
 }
 
 export async function macOf(ns: string, device = 'eth0'): Promise<string> {
@@ -60,11 +55,12 @@ export function runIn(ns: string, command: string, args: string[]): Promise<stri
 const MEMBER = `
 const net = require('node:net');
 const dgram = require('node:dgram');
-const [name, vip, ports, healthPort] = process.argv.slice(1);
+const [name, udpAddress, ports, healthPort] = process.argv.slice(1);
 const plain = (a) => a.replace(/^::ffff:/, '');
 // TCP on every address (the VIP on lo and its own): "<name> <client address> <address it was reached at>".
 const answer = (s) => { s.on('error', () => {}); s.end(name + ' ' + plain(s.remoteAddress) + ' ' + plain(s.localAddress) + '\\n'); };
-// UDP bound to the VIP, so that answers leave from the VIP (a wildcard socket would answer from eth0's address).
+// UDP bound to the VIP where the member owns it, so that answers leave from the VIP (a wildcard socket
+// would answer from eth0's address); with NAT redirect, to the wildcard (conntrack turns the source back).
 const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, from) => udp.send(name + ' ' + from.address, from.port, from.address));
 let health = null;
@@ -82,7 +78,7 @@ const tcpPorts = ports.split(',').map(Number);
 let listening = 0;
 for (const port of tcpPorts) {
   net.createServer(answer).listen(port, '0.0.0.0', () => {
-    if (++listening === tcpPorts.length) udp.bind(tcpPorts[0], vip, () => healthUp(() => process.send('ready')));
+    if (++listening === tcpPorts.length) udp.bind(tcpPorts[0], udpAddress, () => healthUp(() => process.send('ready')));
   });
 }
 `;
@@ -150,9 +146,9 @@ export interface DrMember {
   stop(): Promise<void>;
 }
 
-/** TCP on every port of `tcpPorts`, UDP on the first one (bound to the VIP), TCP health checks on `healthPort`. */
-export async function startDrMember(ns: string, name: string, vip: string, tcpPorts: number[], healthPort: number): Promise<DrMember> {
-  const driven = await startDriven(ns, MEMBER, [name, vip, tcpPorts.join(','), String(healthPort)]);
+/** TCP on every port of `tcpPorts`, UDP on the first one (bound to `udpAddress`), TCP health checks on `healthPort`. */
+export async function startDrMember(ns: string, name: string, udpAddress: string, tcpPorts: number[], healthPort: number): Promise<DrMember> {
+  const driven = await startDriven(ns, MEMBER, [name, udpAddress, tcpPorts.join(','), String(healthPort)]);
   return {
     name,
     health: (up) =>

@@ -171,7 +171,11 @@ class FakeHost implements DrHost {
     return this.netdev;
   }
   async interfaceOf(address: string) {
-    return address === VIP && this.vipDevice !== null ? { device: this.vipDevice, mac: '02:00:00:00:00:01' } : null;
+    if (address !== VIP || this.vipDevice === null) return null;
+    return { device: this.vipDevice, mac: this.vipDevice === 'lo' ? '00:00:00:00:00:00' : '02:00:00:00:00:01', loopback: this.vipDevice === 'lo' };
+  }
+  async macOf(device: string) {
+    return device === 'eth0' ? '02:00:00:00:00:01' : '00:00:00:00:00:00';
   }
   async routeTo(address: string) {
     return this.offLink.has(address) ? { device: 'eth0', gateway: '192.0.2.1', local: false } : { device: 'eth0', gateway: null, local: false };
@@ -210,6 +214,11 @@ describe('DIRECT_ROUTING controller', () => {
     host.offLink.add('192.0.2.12');
     await expect(dr.prepare(parseAmphoraConfig(drConfig()))).rejects.toThrow(/pools\.0\.members\.1\.address: .*not on the VIP's L2 segment \(eth0\); it is reached via 192\.0\.2\.1/);
     expect(host.scripts).toEqual([]);
+    // A BACKUP amphora (VIP on lo, ARP off) keeps its rules on the interface that reaches the members.
+    host.offLink.clear();
+    host.vipDevice = 'lo';
+    const backup = await dr.prepare(parseAmphoraConfig(drConfig()));
+    expect(backup.link).toEqual({ device: 'eth0', mac: '02:00:00:00:00:01' });
     // Without DR listeners nothing is asked of the host.
     host.netdev = 'no netdev';
     const proxied = await dr.prepare(parseAmphoraConfig(drConfig({ listener: { forwarding: 'PROXY' } })));

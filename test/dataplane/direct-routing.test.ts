@@ -92,13 +92,13 @@ function render(version: number, tcpMembers: MemberSettings[] = [{}, {}, {}], ex
   };
 }
 
-const prefix = testPrefix('d');
-const ns = { sw: `${prefix}-sw`, amphora: `${prefix}-a`, client: `${prefix}-c`, members: MEMBERS.map((m) => `${prefix}-${m.name}`) };
+const namespaces = (prefix: string) => ({ sw: `${prefix}-sw`, amphora: `${prefix}-a`, client: `${prefix}-c`, members: MEMBERS.map((m) => `${prefix}-${m.name}`) });
+let ns: ReturnType<typeof namespaces>;
 let dir: string;
 let file: string;
 let dataplane: ChildProcess;
 let exited: Promise<number | null>;
-const logs: Record<string, unknown>[] = [];
+let logs: Record<string, unknown>[] = [];
 let members: DrMember[] = [];
 let client: DrClient;
 let amphoraMac: string;
@@ -135,8 +135,13 @@ async function drTable(): Promise<string> {
   return runIn(ns.amphora, 'nft', ['list', 'ruleset']);
 }
 
-describe.skipIf(!IS_ROOT || !HAVE_NFT)('direct routing (network namespaces, nftables netdev)', () => {
+// Workers 1: the cluster data plane (DR programmed by the primary); 0: everything in one process. The
+// agent hosts one or the other, so this is the agent's path too.
+describe.skipIf(!IS_ROOT || !HAVE_NFT).each([1, 0])('direct routing (network namespaces, nftables netdev, %i workers)', (workers) => {
   beforeAll(async () => {
+    ns = namespaces(testPrefix('d'));
+    logs = [];
+    members = [];
     await createSwitch(ns.sw, 'br0');
     await plugHost({ switchNs: ns.sw, bridge: 'br0', name: ns.amphora, port: 'pa', addresses: [`${AMPHORA}/24`, `${VIP}/24`] });
     await plugHost({ switchNs: ns.sw, bridge: 'br0', name: ns.client, port: 'pc', addresses: [`${CLIENT}/24`, ...EXTRA_SOURCES.map((a) => `${a}/24`)] });
@@ -167,7 +172,7 @@ describe.skipIf(!IS_ROOT || !HAVE_NFT)('direct routing (network namespaces, nfta
 
     file = path.join(dir, 'amphora.json');
     writeFileSync(file, JSON.stringify(render(1)));
-    const cmd = inNamespace(ns.amphora, process.execPath, ['--import', 'tsx', BIN, '--config', file, '--workers', '1', '--drain-timeout', '1000', '--no-watch']);
+    const cmd = inNamespace(ns.amphora, process.execPath, ['--import', 'tsx', BIN, '--config', file, '--workers', String(workers), '--drain-timeout', '1000', '--no-watch']);
     dataplane = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     exited = new Promise((resolve) => dataplane.once('exit', (code) => resolve(code)));
     let buffered = '';
@@ -244,7 +249,7 @@ describe.skipIf(!IS_ROOT || !HAVE_NFT)('direct routing (network namespaces, nfta
     for (const n of perMember) expect(n).toBeGreaterThan(0);
   });
 
-  it('gives a member its health monitor takes down no new flows, and takes it back when it recovers', async () => {
+  it('sends no new flows to a member its health monitor takes down, and takes it back when it recovers', async () => {
     await members[0].health(false);
     const m1Chain = `m_${L_TCP.replace(/-/g, '')}_${memberId(1, 0).replace(/-/g, '')}`;
     await eventually(async () => !(await drTable()).includes(m1Chain), 10_000, 100);

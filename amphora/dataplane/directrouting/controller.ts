@@ -67,16 +67,29 @@ export class DirectRouting {
     const at = ['listeners', config.listeners.indexOf(listeners[0]), 'forwarding'];
     const refuse = (issues: ConfigIssue[]) => new AmphoraConfigError(issues);
 
-    let device: { device: string; mac: string } | null = null;
+    const memberAddresses = config.pools.filter((p) => listeners.some((l) => l.defaultPoolId === p.id)).flatMap((p) => p.members.map((m) => m.address));
+    let link: { device: string; mac: string } | null = null;
+    let onLoopback = false;
     for (const [vi, vip] of config.vips.entries()) {
       const found = await this.host.interfaceOf(vip.address);
       if (found === null) throw refuse([{ path: ['vips', vi, 'address'], message: `DIRECT_ROUTING: no interface of this amphora holds the VIP ${vip.address}` }]);
-      if (device !== null && found.device !== device.device) {
-        throw refuse([{ path: ['vips', vi, 'address'], message: `DIRECT_ROUTING needs every VIP on one interface (${device.device} and ${found.device})` }]);
+      if (found.loopback) {
+        onLoopback = true;
+        continue;
       }
-      device = found;
+      if (link !== null && found.device !== link.device) {
+        throw refuse([{ path: ['vips', vi, 'address'], message: `DIRECT_ROUTING needs every VIP on one interface (${link.device} and ${found.device})` }]);
+      }
+      link = { device: found.device, mac: found.mac };
     }
-    const link = device as { device: string; mac: string };
+    if (link === null && onLoopback) {
+      // A BACKUP amphora holds the VIP on lo with ARP off: no traffic comes, but the rules wait on the
+      // interface that reaches the members, ready for the day the VIP moves here.
+      const first = memberAddresses[0];
+      const device = first === undefined ? 'lo' : await this.host.routeTo(first).then((r) => r.device, () => 'lo');
+      link = { device, mac: await this.host.macOf(device) };
+    }
+    if (link === null) throw refuse([{ path: ['vips'], message: 'DIRECT_ROUTING needs a VIP' }]);
     const unavailable = await this.host.probeNetdev(link.device);
     if (unavailable !== null) throw refuse([{ path: at, message: `DIRECT_ROUTING cannot be served on this host: ${unavailable}` }]);
 

@@ -5,7 +5,9 @@ export interface DrHost {
   /** Null when nftables' netdev family with an ingress hook on `device` works here, else why not. */
   probeNetdev(device: string): Promise<string | null>;
   /** Interface holding `address` and its MAC, or null when no interface holds it. */
-  interfaceOf(address: string): Promise<{ device: string; mac: string } | null>;
+  interfaceOf(address: string): Promise<{ device: string; mac: string; loopback: boolean } | null>;
+  /** The MAC of an interface. */
+  macOf(device: string): Promise<string>;
   /** How the host reaches `address`: the device and the gateway (absent = on the link). */
   routeTo(address: string): Promise<{ device: string; gateway: string | null; local: boolean }>;
   /** The MAC answering for `address` on `device`, or undefined when nobody answers. */
@@ -59,11 +61,17 @@ export const systemHost: DrHost = {
   },
 
   async interfaceOf(address) {
-    type Raw = { ifname: string; address?: string; addr_info?: { local?: string }[] };
+    type Raw = { ifname: string; address?: string; link_type?: string; addr_info?: { local?: string }[] };
     const links = JSON.parse((await runCommand('ip', ['-j', 'addr', 'show'])) || '[]') as Raw[];
     const link = links.find((l) => l.addr_info?.some((a) => a.local === address));
     if (link === undefined || link.address === undefined) return null;
-    return { device: link.ifname, mac: link.address.toLowerCase() };
+    return { device: link.ifname, mac: link.address.toLowerCase(), loopback: link.link_type === 'loopback' };
+  },
+
+  async macOf(device) {
+    const [link] = JSON.parse((await runCommand('ip', ['-j', 'link', 'show', 'dev', device])) || '[]') as { address?: string }[];
+    if (link?.address === undefined) throw new Error(`interface ${device} has no MAC address`);
+    return link.address.toLowerCase();
   },
 
   async routeTo(address) {

@@ -1,5 +1,6 @@
 // Direct routing end to end, in network namespaces (root): an amphora running the data plane standalone
-// with DR listeners, three real servers that own the VIP on lo (arp_ignore/arp_announce), and a client,
+// with DR listeners, three real servers that solve the ARP problem with the commands bin/argonaut-realserver.ts
+// prints (two with the VIP on lo and arp_ignore/arp_announce, one with an nftables redirect), and a client,
 // all on one L2 segment. Addresses 10.223.10.0/24, namespaces from testPrefix('d').
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

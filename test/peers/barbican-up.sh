@@ -41,11 +41,12 @@ api_up() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$URL/") == 
 # demo_reads_secrets -> 0 if demo's token lists secrets (Keystone auth and the policy both work).
 demo_reads_secrets() {
   local token code
-  token=$(curl -s -D - -o /dev/null --max-time 20 -H 'Content-Type: application/json' \
+  token=$(curl -s -D - -o /dev/null --max-time 60 -H 'Content-Type: application/json' \
     -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"demo","domain":{"name":"Default"},"password":"secret"}}},"scope":{"project":{"name":"demo","domain":{"name":"Default"}}}}}' \
     "$KEYSTONE_URL/auth/tokens" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-subject-token" {print $2}')
   [[ -n $token ]] || return 1
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H "X-Auth-Token: $token" "$URL/v1/secrets?limit=1")
+  # The first authenticated request of a uwsgi worker is slow (keystonemiddleware gets its own token).
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 90 -H "X-Auth-Token: $token" "$URL/v1/secrets?limit=1")
   [[ $code == 200 ]]
 }
 
@@ -178,6 +179,10 @@ log "ensuring service user barbican + key-manager public endpoint"
 ks_ensure_service barbican key-manager "$URL"
 log "ensuring role creator for demo on project demo"
 ensure_demo_creator
-for _ in $(seq 30); do demo_reads_secrets && break; sleep 1; done
-demo_reads_secrets || { tail -n 40 "$LOG" >&2; die "demo cannot list secrets on $URL (see $LOG)"; }
+ready=0
+for _ in $(seq 5); do
+  if demo_reads_secrets; then ready=1 && break; fi
+  sleep 2
+done
+((ready)) || { grep ' => generated ' "$LOG" | tail -n 5 >&2; die "demo cannot list secrets on $URL (see $LOG)"; }
 log "Barbican API ready on $URL (uwsgi pid $(cat "$PIDFILE" 2>/dev/null || echo '?'))"

@@ -52,9 +52,15 @@ export const fakeValidator: TokenValidator = {
   },
 };
 
-export async function startApi(config: ConfigInput = {}, opts: { keystone?: boolean } = {}): Promise<TestApi> {
+/**
+ * `keystone`: true validates tokens with `fakeValidator`; 'real' with the Keystone of
+ * `config.keystone` (integration tests). `mysql`: a fresh MariaDB database even without
+ * ARGONAUT_TEST_DB=mysql.
+ */
+export async function startApi(config: ConfigInput = {}, opts: { keystone?: boolean | 'real'; mysql?: boolean } = {}): Promise<TestApi> {
+  const mysql = MYSQL || opts.mysql === true;
   let dbUrl = 'sqlite::memory:';
-  if (MYSQL) {
+  if (mysql) {
     dbUrl = `${MYSQL_BASE}/argonaut_test_${randomBytes(4).toString('hex')}`;
     await ensureMysqlDatabase(dbUrl);
   }
@@ -69,7 +75,7 @@ export async function startApi(config: ConfigInput = {}, opts: { keystone?: bool
   });
   const log = createLogger('test', 'silent');
   const db = new Database({ url: dbUrl });
-  const service = await createApiService(cfg, log, db, opts.keystone ? { tokenValidator: fakeValidator } : {});
+  const service = await createApiService(cfg, log, db, opts.keystone === true ? { tokenValidator: fakeValidator } : {});
   const server = service.app.listen(0, '127.0.0.1');
   await new Promise<void>((r) => server.once('listening', () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -106,7 +112,7 @@ export async function startApi(config: ConfigInput = {}, opts: { keystone?: bool
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await service.close();
-      if (MYSQL) await dropMysqlDatabase(dbUrl);
+      if (mysql) await dropMysqlDatabase(dbUrl);
     },
   };
 }

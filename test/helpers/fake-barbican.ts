@@ -1,7 +1,14 @@
-// A small fake Barbican v1 (node:http) for the barbican certificate manager's tests: secrets
-// (metadata, payload in its content type), certificate containers and read ACLs, with per-project
-// access. Tokens: `user:<project>` (a caller) or a service token from `validServiceTokens`; the
-// service user reads only what an ACL grants it. It records every request. No real Barbican runs here.
+// A small fake Barbican v1 (node:http) for the barbican certificate manager's unit and API tests:
+// secrets (metadata, payload), certificate containers and read ACLs, with per-project access.
+// Tokens: `user:<project>` (a caller) or a service token from `validServiceTokens`; the service
+// user reads only what an ACL grants it. It records every request.
+// Its answers follow what Debian's Barbican 15 (Zed) answered in test/integration/barbican.test.ts's
+// set-up (test/peers/barbican-up.sh): 403 with a description for another project's entity or ACL
+// and for the service user before a grant, 404 for an unknown id (also a container's id asked for
+// as a secret), `{"read": {"project-access": true}}` for an ACL never set, and payload content
+// negotiation: a text/plain secret is served as text/plain (charset UTF-8) or
+// application/octet-stream, a binary one only in its own type (406 otherwise). Payload types are
+// Barbican's: text/plain, application/octet-stream, application/pkcs8.
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -50,7 +57,11 @@ export class FakeBarbican {
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  /** Barbican holds only these payload content types (its POST refuses the others). */
+  static readonly CONTENT_TYPES = ['text/plain', 'application/octet-stream', 'application/pkcs8'];
+
   addSecret(project: string, payload: Buffer | string, contentType = 'application/octet-stream'): string {
+    if (!FakeBarbican.CONTENT_TYPES.includes(contentType)) throw new Error(`Barbican does not store payloads of type ${contentType}`);
     const id = randomUUID();
     this.secrets.set(id, { project, aclUsers: [], payload: Buffer.from(payload), contentType });
     return `http://barbican.invalid:9311/v1/secrets/${id}`;
@@ -73,11 +84,16 @@ export class FakeBarbican {
     if (!m) return send(404, { code: 404, title: 'Not Found' });
     const [, kind, id, sub] = m;
     const entity = kind === 'secrets' ? this.secrets.get(id!) : this.containers.get(id!);
+    const what = kind === 'secrets' ? 'Secret' : 'Container';
+    const forbidden = (action: string) =>
+      send(403, { code: 403, title: 'Forbidden', description: `${action} attempt not allowed - please review your user/project privileges` });
     const user = this.userProject(token);
-    if (!user && !this.validServiceTokens.has(token)) return send(401, { title: 'Unauthorized' });
-    if (!entity) return send(404, { code: 404, title: 'Not Found', description: `${kind} not found` });
+    if (!user && !this.validServiceTokens.has(token)) {
+      return send(401, { error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' } });
+    }
+    if (!entity) return send(404, { code: 404, title: 'Not Found', description: `${what} not found.` });
     if (sub === '/acl') {
-      if (user !== entity.project) return send(403, { title: 'Forbidden' });
+      if (user !== entity.project) return forbidden(`${what}ACL(s) ${method === 'GET' ? 'retrieval' : 'Update'}`);
       if (method === 'GET') return send(200, { read: entity.aclUsers.length ? { users: entity.aclUsers, 'project-access': true, created: 'x', updated: 'x' } : { 'project-access': true } });
       if (method === 'PUT') {
         entity.aclUsers = body.read.users;
@@ -86,7 +102,7 @@ export class FakeBarbican {
       return send(405);
     }
     // Reads: the owner's users, or the service user once the ACL names it.
-    if (user ? user !== entity.project : !entity.aclUsers.includes(SERVICE_USER)) return send(403, { title: 'Forbidden' });
+    if (user ? user !== entity.project : !entity.aclUsers.includes(SERVICE_USER)) return forbidden(`${what} retrieval`);
     if (kind === 'containers') {
       const c = entity as Container;
       return send(200, {
@@ -98,8 +114,10 @@ export class FakeBarbican {
     }
     const s = entity as Secret;
     if (!sub) return send(200, { status: 'ACTIVE', secret_ref: `${this.url}${path}`, content_types: { default: s.contentType } });
-    if (accept !== s.contentType) return send(406, { title: 'Not Acceptable' });
-    res.writeHead(200, { 'Content-Type': s.contentType });
+    const served = s.contentType === 'text/plain' ? (['text/plain', 'application/octet-stream'].includes(accept) ? accept : accept === '' || accept === '*/*' ? '*/*' : null)
+      : accept === s.contentType ? accept : null;
+    if (!served) return send(406, { code: 406, title: 'Not Acceptable', description: 'Secret payload retrieval issue seen - Wrong payload content-type.' });
+    res.writeHead(200, { 'Content-Type': served === 'text/plain' ? 'text/plain; charset=UTF-8' : served });
     res.end(s.payload);
   }
 

@@ -14,3 +14,28 @@ export function peerServiceOptions(authUrl: string) {
     timeoutMs: 20_000,
   };
 }
+
+export interface IssuedToken {
+  token: string;
+  projectId: string;
+  userId: string;
+}
+
+/** A project-scoped token for a user of the Default domain (password authentication). */
+export async function issueToken(authUrl: string, user: string, password: string, project: string): Promise<IssuedToken> {
+  const res = await fetch(`${authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
+        scope: { project: { name: project, domain: { name: 'Default' } } },
+      },
+    }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const token = res.headers.get('x-subject-token');
+  if (res.status !== 201 || !token) throw new Error(`Keystone refused a token for ${user} in ${project}: HTTP ${res.status}`);
+  const body = (await res.json()) as { token: { project: { id: string }; user: { id: string } } };
+  return { token, projectId: body.token.project.id, userId: body.token.user.id };
+}

@@ -116,7 +116,7 @@ describe('BarbicanCertificateManager', () => {
   it('get_secret returns a CA bundle or CRL as text', async () => {
     const ca = barbican.addSecret('p1', pki.ca.cert, 'text/plain');
     expect(await manager.getSecret(user('p1'), ca)).toBe(pki.ca.cert);
-    const crl = barbican.addSecret('p1', pki.crl, 'application/pkix-crl');
+    const crl = barbican.addSecret('p1', pki.crl, 'text/plain');
     expect(await manager.getSecret(user('p1'), crl)).toBe(pki.crl);
   });
 

@@ -3,6 +3,7 @@
 // compute driver (starts and removes amphorae) and a config delivery (renders the load balancer's
 // configuration, pushes it, waits for every amphora's acknowledgement). With the no-op backends of
 // Octavia's API gate it keeps amphora records only and sends no traffic anywhere.
+import { listenerIntervals } from '../../common/listener-ports.ts';
 import { randomUUID } from 'node:crypto';
 import { Op } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
@@ -298,7 +299,13 @@ export class AmphoraProvider extends WorkerProvider {
     const groupId = await network.updateVipSecurityGroup({
       loadBalancerId: lb.id,
       vipAddresses: vipAddressesOf(lb),
-      listeners: listeners.map((l) => ({ protocol: l.protocol, protocolPort: l.protocol_port, allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [] })),
+      listeners: listeners.map((l) => ({
+        protocol: l.protocol,
+        protocolPort: l.protocol_port,
+        ports: listenerIntervals(l),
+        alsoUdp: Boolean(l.also_udp),
+        allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [],
+      })),
       activeStandby: (lb.topology ?? this.opts.defaultTopology) === 'ACTIVE_STANDBY',
       vipPortId: lb.vip_port_id ?? null,
       vipSgIds,

@@ -82,7 +82,14 @@ export function checkListenerPool(listener: Row, pool: Row): void {
       throw errors.validation(`A listener with also_udp needs a pool with no session persistence or SOURCE_IP, not ${sp.type}.`);
     }
   }
-  if (listener.forwarding_method === 'DIRECT_ROUTING' && !DIRECT_ROUTING_POOLS.includes(pool.protocol)) {
-    throw errors.validation(`A listener with forwarding_method DIRECT_ROUTING needs a TCP or UDP pool, not ${pool.protocol}.`);
+  if (listener.forwarding_method === 'DIRECT_ROUTING') {
+    if (!DIRECT_ROUTING_POOLS.includes(pool.protocol)) {
+      throw errors.validation(`A listener with forwarding_method DIRECT_ROUTING needs a TCP or UDP pool, not ${pool.protocol}.`);
+    }
+    // Packets are forwarded without connection state: only the source address can keep a client on a member.
+    const sp = typeof pool.session_persistence === 'string' && pool.session_persistence ? (JSON.parse(pool.session_persistence) as Row) : null;
+    if (sp && sp.type !== 'SOURCE_IP') {
+      throw errors.validation(`A listener with forwarding_method DIRECT_ROUTING needs a pool with no session persistence or SOURCE_IP, not ${sp.type}.`);
+    }
   }
 }

@@ -66,6 +66,10 @@ export class AmphoraProvider extends WorkerProvider {
     },
     listener(listener: Row) {
       checkAlpn(listener.alpn_protocols);
+      // Direct routing keeps no connection state (amphora/README.md, Direct routing).
+      if (listener.forwarding_method === 'DIRECT_ROUTING' && listener.connection_limit !== null && listener.connection_limit !== undefined && listener.connection_limit !== -1) {
+        throw new UnsupportedOptionError('Amphora provider does not support connection_limit on DIRECT_ROUTING listeners.');
+      }
     },
     l7policy(_policy: Row, listener: Row) {
       if (!L7_LISTENER_PROTOCOLS.includes(listener.protocol)) {

@@ -59,6 +59,15 @@ describe('appliance extensions', () => {
       expect(await tableCounts(api)).toEqual(before);
     });
 
+    it('direct routing keeps no connection state: the amphora provider answers 501 to a connection limit, the no-op provider accepts it', async () => {
+      const res = await post({ protocol_port: 9100, forwarding_method: 'DIRECT_ROUTING', connection_limit: 100 });
+      expectFault(res, 501, /connection_limit on DIRECT_ROUTING listeners/);
+      const noop = await f.lb({ provider: 'noop' });
+      const ok = await post({ protocol_port: 9100, forwarding_method: 'DIRECT_ROUTING', connection_limit: 100 }, noop.id);
+      expect(ok.status).toBe(201);
+      expect(ok.body.listener).toMatchObject({ forwarding_method: 'DIRECT_ROUTING', connection_limit: 100 });
+    });
+
     it('cannot be changed by PUT (create-only)', async () => {
       const l = await f.listener(lb.id, { protocol: 'TCP', protocol_port: 7000, additional_ports: '7001' });
       expectFault(await c.put(`${LISTENERS}/${l.id}`, { listener: { additional_ports: '7002' } }), 400, /^Unknown attribute for argument listener_\.listener: additional_ports/);
@@ -86,6 +95,7 @@ describe('appliance extensions', () => {
       expectFault(await post({ also_udp: true, default_pool_id: http.id }, own.id), 400, 'Validation failure: A listener with also_udp needs a TCP pool, not HTTP.');
       expectFault(await post({ also_udp: true, default_pool_id: sticky.id }, own.id), 400, 'Validation failure: A listener with also_udp needs a pool with no session persistence or SOURCE_IP, not LAST_SUCCESSFUL.');
       expectFault(await post({ forwarding_method: 'DIRECT_ROUTING', default_pool_id: proxy.id }, own.id), 400, 'Validation failure: A listener with forwarding_method DIRECT_ROUTING needs a TCP or UDP pool, not PROXY.');
+      expectFault(await post({ forwarding_method: 'DIRECT_ROUTING', default_pool_id: sticky.id }, own.id), 400, 'Validation failure: A listener with forwarding_method DIRECT_ROUTING needs a pool with no session persistence or SOURCE_IP, not LAST_SUCCESSFUL.');
       // And a pool update that would break its TCP+UDP listener.
       const tcp = await f.pool({ loadbalancer_id: own.id }, { protocol: 'TCP', session_persistence: { type: 'SOURCE_IP' } });
       await f.listener(own.id, { protocol: 'TCP', protocol_port: 5000, also_udp: true, default_pool_id: tcp.id });

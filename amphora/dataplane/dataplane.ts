@@ -1,5 +1,7 @@
 import { AmphoraConfigError, safeParseAmphoraConfig, type AmphoraConfig } from '../../common/amphora-config/index.ts';
 import type { ConfigDiff } from './config/diff.ts';
+import { DirectRouting } from './directrouting/controller.ts';
+import type { DrHost } from './directrouting/host.ts';
 import { Engine } from './engine.ts';
 import { HealthSupervisor } from './health/supervisor.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -34,13 +36,20 @@ export function validateForApply(input: unknown, running: AmphoraConfig | null):
 
 export interface LocalDataPlaneOptions {
   log?: Logger;
+  /** How often direct-routing members' MACs are resolved again (ms). */
+  macRefreshMs?: number;
+  /** nftables, iproute2 and arping as direct routing uses them; the system's by default (tests pass a fake). */
+  directRoutingHost?: DrHost;
 }
 
 /** The whole data plane in the current process: one engine plus the health monitors. */
 export class LocalDataPlane implements DataPlane {
   readonly engine: Engine;
   private readonly health: HealthSupervisor;
+  /** Direct-routing listeners: nftables rules, not sockets. */
+  readonly directRouting: DirectRouting;
   private readonly log: Logger;
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(options: LocalDataPlaneOptions = {}) {
     this.log = options.log ?? createLogger();
@@ -49,30 +58,51 @@ export class LocalDataPlane implements DataPlane {
       workers: 1,
       serveUdp: true,
       exclusiveUdp: false,
-      metrics: async () => renderPrometheus(this.engine.snapshot()),
+      metrics: async () => renderPrometheus(await this.snapshot()),
     });
-    this.health = new HealthSupervisor((r) => this.engine.setHealth(r.poolId, r.memberId, r.healthy, r.label), this.log);
+    this.directRouting = new DirectRouting({ log: this.log, refreshMs: options.macRefreshMs, host: options.directRoutingHost });
+    this.health = new HealthSupervisor((r) => {
+      this.engine.setHealth(r.poolId, r.memberId, r.healthy, r.label);
+      this.directRouting.setHealth([r]);
+    }, this.log);
   }
 
   get config(): AmphoraConfig | null {
     return this.engine.currentConfig;
   }
 
-  async apply(input: unknown): Promise<ConfigDiff> {
+  apply(input: unknown): Promise<ConfigDiff> {
+    const run = this.applying.then(() => this.applyNow(input));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(input: unknown): Promise<ConfigDiff> {
     const config = validateForApply(input, this.engine.currentConfig);
-    const diff = await this.engine.apply(config);
+    const direct = await this.directRouting.prepare(config);
+    const prepared = await this.engine.prepare(config);
+    try {
+      await this.directRouting.commit(direct);
+    } catch (err) {
+      await this.engine.abort(prepared);
+      throw err;
+    }
+    this.engine.commit(prepared);
+    const diff = prepared.diff;
     this.health.update(config);
-    for (const r of this.health.reports()) this.engine.setHealth(r.poolId, r.memberId, r.healthy, r.label);
+    const reports = this.health.reports();
+    for (const r of reports) this.engine.setHealth(r.poolId, r.memberId, r.healthy, r.label);
+    this.directRouting.setHealth(reports);
     this.log.info({ configVersion: config.configVersion, listeners: diff.listeners, pools: diff.pools }, 'config applied');
     return diff;
   }
 
   async snapshot(): Promise<DataPlaneSnapshot> {
-    return this.engine.snapshot();
+    return this.directRouting.addTo(this.engine.snapshot());
   }
 
   async stop(graceMs: number): Promise<void> {
     this.health.stop();
-    await this.engine.shutdown(graceMs);
+    await Promise.all([this.directRouting.stop(), this.engine.shutdown(graceMs)]);
   }
 }

@@ -164,7 +164,9 @@ export class Engine {
     await this.bindings.close(prepared.opened);
   }
 
+  /** Direct-routing listeners are nftables rules (directrouting/), not sockets of the engine. */
   private serves(listener: Listener): boolean {
+    if (listener.forwarding === 'DIRECT_ROUTING') return false;
     return listener.enabled && (listener.protocol !== 'UDP' || this.options.serveUdp);
   }
 

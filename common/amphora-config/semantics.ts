@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { expandPorts, transportOf } from './ports.ts';
 import { checkListenerTls, checkPoolTls } from './tls.ts';
 import type { AmphoraConfig, ListenerProtocol, PoolProtocol } from './types.ts';
@@ -82,9 +83,7 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     const protocol = listener.protocol;
     const terminated = protocol === 'TERMINATED_HTTPS';
     if (protocol === 'SCTP') issues.push({ path: [...at, 'protocol'], message: 'SCTP listeners are not supported' });
-    if (listener.forwarding === 'DIRECT_ROUTING') {
-      issues.push({ path: [...at, 'forwarding'], message: 'DIRECT_ROUTING is not implemented by this data plane yet' });
-    }
+    if (listener.forwarding === 'DIRECT_ROUTING') issues.push(...checkDirectRouting(config, li, poolsById));
     if (terminated && listener.tls === null) {
       issues.push({ path: [...at, 'tls'], message: 'required by TERMINATED_HTTPS listeners (certificates)' });
     } else if (!terminated && protocol !== 'PROMETHEUS' && listener.tls !== null) {
@@ -183,6 +182,67 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
   });
 
   return issues;
+}
+
+/**
+ * Direct routing forwards packets with their destination MAC rewritten and keeps no per-connection
+ * state: only what a stateless L4 forwarder can honour is accepted. That the members share the VIP's L2
+ * segment and that the host offers nftables' netdev family is checked by the data plane when it applies.
+ */
+function checkDirectRouting(config: AmphoraConfig, li: number, poolsById: Map<string, AmphoraConfig['pools'][number]>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const listener = config.listeners[li];
+  const at = ['listeners', li];
+  const dr = 'DIRECT_ROUTING';
+  if (listener.protocol !== 'TCP' && listener.protocol !== 'UDP') {
+    issues.push({ path: [...at, 'forwarding'], message: `${dr} needs a TCP or UDP listener, not ${listener.protocol}` });
+    return issues;
+  }
+  if (listener.connectionLimit !== -1) {
+    issues.push({ path: [...at, 'connectionLimit'], message: `${dr} keeps no connection state: connection limits cannot be enforced (use -1)` });
+  }
+  config.vips.forEach((vip, vi) => {
+    if (isIP(vip.address) !== 4) issues.push({ path: ['vips', vi, 'address'], message: `${dr} serves IPv4 VIPs only (listener ${listener.id})` });
+  });
+  if (listener.defaultPoolId === null) return issues;
+  const pool = poolsById.get(listener.defaultPoolId);
+  if (pool === undefined) return issues; // reported as a missing reference
+  const pi = config.pools.indexOf(pool);
+  const pat = ['pools', pi];
+  if (pool.protocol !== listener.protocol) {
+    issues.push({
+      path: [...at, 'defaultPoolId'],
+      message: `a ${dr} ${listener.protocol} listener needs a ${listener.protocol} pool, not ${pool.protocol}: the amphora never speaks to the members (no PROXY header, no HTTP)`,
+    });
+  }
+  if (pool.tls !== null) issues.push({ path: [...pat, 'tls'], message: `pool of a ${dr} listener: the amphora does not speak to members, it cannot re-encrypt` });
+  const persistence = pool.sessionPersistence;
+  if (persistence !== null && persistence.type !== 'SOURCE_IP') {
+    issues.push({ path: [...pat, 'sessionPersistence'], message: `pool of a ${dr} listener: SOURCE_IP persistence only (or none), not ${persistence.type}` });
+  }
+  if (persistence?.type === 'SOURCE_IP' && persistence.granularity !== null && ipv4Mask(persistence.granularity) === null) {
+    issues.push({ path: [...pat, 'sessionPersistence', 'granularity'], message: `pool of a ${dr} listener: must be an IPv4 netmask or a prefix length up to 32` });
+  }
+  pool.members.forEach((member, mi) => {
+    if (isIP(member.address) !== 4) {
+      issues.push({ path: [...pat, 'members', mi, 'address'], message: `member of a ${dr} pool: must be an IPv4 address on the VIP's L2 segment` });
+    }
+    if (member.maxConnections !== null) {
+      issues.push({ path: [...pat, 'members', mi, 'maxConnections'], message: `member of a ${dr} pool: connection ceilings need connection state, which ${dr} does not keep` });
+    }
+  });
+  return issues;
+}
+
+/** A granularity (255.255.255.0 or 24) as a dotted IPv4 netmask, or null when it is not one. */
+export function ipv4Mask(granularity: string): string | null {
+  if (/^\d{1,2}$/.test(granularity)) {
+    const bits = Number(granularity);
+    if (bits > 32) return null;
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    return [24, 16, 8, 0].map((shift) => (mask >>> shift) & 255).join('.');
+  }
+  return isNetmask(granularity) && granularity.includes('.') ? granularity : null;
 }
 
 function isNetmask(text: string): boolean {

@@ -111,7 +111,7 @@ export function createAlgorithm(algorithm: LbAlgorithm): Algorithm {
   }
 }
 
-function fnv1a(text: string, seed: number): number {
+export function fnv1a(text: string, seed: number): number {
   let h = seed >>> 0;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
@@ -121,7 +121,7 @@ function fnv1a(text: string, seed: number): number {
 }
 
 /** Final avalanche (murmur3 fmix32) so that similar keys spread evenly. */
-function mix(h: number): number {
+export function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b) >>> 0;
   h ^= h >>> 13;

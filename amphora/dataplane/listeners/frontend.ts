@@ -35,6 +35,12 @@ export interface Session {
   drain(): void;
   /** Close now. */
   destroy(): void;
+  /** Client bytes when not all of them pass through `client` (the kernel relay moves some itself). */
+  clientBytes?(): { read: number; written: number };
+}
+
+function clientBytesOf(session: Session): { read: number; written: number } {
+  return session.clientBytes?.() ?? { read: session.client.bytesRead, written: session.client.bytesWritten };
 }
 
 /**
@@ -164,8 +170,9 @@ export abstract class StreamFrontend extends Frontend {
       this.sessions.delete(session);
       this.counters.activeConnections--;
       // The session's client socket: the accepted one, or the TLS socket wrapping it (decrypted bytes).
-      this.closedBytesIn += session.client.bytesRead;
-      this.closedBytesOut += session.client.bytesWritten;
+      const bytes = clientBytesOf(session);
+      this.closedBytesIn += bytes.read;
+      this.closedBytesOut += bytes.written;
       this.admitQueued();
     });
   }
@@ -178,8 +185,9 @@ export abstract class StreamFrontend extends Frontend {
     let bytesIn = this.closedBytesIn;
     let bytesOut = this.closedBytesOut;
     for (const session of this.sessions) {
-      bytesIn += session.client.bytesRead;
-      bytesOut += session.client.bytesWritten;
+      const bytes = clientBytesOf(session);
+      bytesIn += bytes.read;
+      bytesOut += bytes.written;
     }
     s.bytesIn = bytesIn;
     s.bytesOut = bytesOut;

@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Backend } from '../balancer/backend.ts';
 import type { Server } from '../balancer/server.ts';
 import { plainAddress } from '../net/address.ts';
+import { kernelRelay, stopReading, type RelayedBytes } from '../native/kernel-relay.ts';
 import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
 import { StreamFrontend, type Session } from './frontend.ts';
 import { connectToBackend } from './member-connect.ts';
@@ -32,6 +33,10 @@ class TcpSession implements Session {
    * this session uses the ordinary stream path.
    */
   private readBuffer: Buffer | null = null;
+  /** Set while the kernel relay moves this session's bytes (native/kernel-relay.ts). */
+  private relayId: number | null = null;
+  /** Bytes the kernel relay moved, once it has finished with the session. */
+  private relayed: RelayedBytes | null = null;
 
   constructor(
     private readonly frontend: TcpFrontend,
@@ -73,8 +78,9 @@ class TcpSession implements Session {
     const backend = this.backend as Backend;
     const { client } = this;
     const req = { sourceAddress: plainAddress(client.remoteAddress), sourcePort: client.remotePort ?? 0 };
-    // TLS member sockets read through their own TLS layer: the onread fast path is for plain TCP.
-    this.readBuffer = backend.tls === null ? readBuffers.take() : null;
+    // TLS member sockets read through their own TLS layer: the onread fast path is for plain TCP, and
+    // unneeded when the kernel relay will move the bytes.
+    this.readBuffer = backend.tls === null && kernelRelay() === null ? readBuffers.take() : null;
     // Bound methods rather than arrow functions: tsx (esbuild keepNames) renames every named closure it creates.
     const onread =
       this.readBuffer === null ? undefined : { buffer: this.nextReadBuffer.bind(this), callback: this.forwardFromMember.bind(this) };
@@ -117,6 +123,7 @@ class TcpSession implements Session {
     }
     for (const chunk of this.initial) member.write(chunk);
     this.initial = [];
+    if (backend.tls === null && this.relayThroughKernel(member)) return;
     client.pipe(member);
     if (this.readBuffer === null) {
       member.pipe(client);
@@ -149,6 +156,55 @@ class TcpSession implements Session {
     return this.readBuffer ?? readBuffers.replace();
   }
 
+  /**
+   * Hands both sockets to the kernel relay once whatever Node already read or queued has gone through
+   * (Node may have read from either socket before reading could be stopped). False when there is no relay
+   * (the caller pipes the session itself).
+   */
+  private relayThroughKernel(member: net.Socket): boolean {
+    const relay = kernelRelay();
+    const { client } = this;
+    if (relay === null) return false;
+    client.pause();
+    member.pause();
+    stopReading(client);
+    stopReading(member);
+    forwardBuffered(client, member);
+    forwardBuffered(member, client);
+    const timeouts = this.frontend.config.timeouts;
+    whenWritten([client, member], () => {
+      if (this.closed) return;
+      const id = relay.add(client, member, timeouts.clientData, timeouts.memberData, (bytes) => {
+        this.relayId = null;
+        this.relayed = bytes;
+        this.destroy();
+      });
+      if (id === null) {
+        this.frontend.counters.requestErrors++;
+        return this.destroy();
+      }
+      this.relayId = id;
+      // The relay keeps the idle timeouts from here on.
+      client.setTimeout(0);
+      member.setTimeout(0);
+    });
+    return true;
+  }
+
+  /** Client bytes read and written, including those the kernel relay moved. */
+  clientBytes(): { read: number; written: number } {
+    const relayed = this.relayedSoFar();
+    return {
+      read: this.client.bytesRead + (relayed?.clientRead ?? 0),
+      written: this.client.bytesWritten + (relayed?.clientWritten ?? 0),
+    };
+  }
+
+  private relayedSoFar(): RelayedBytes | null {
+    if (this.relayId === null) return this.relayed;
+    return kernelRelay()?.bytes(this.relayId) ?? this.relayed;
+  }
+
   drain(): void {
     // An L4 stream has no request boundary: it is left to finish within the drain grace period.
   }
@@ -156,6 +212,11 @@ class TcpSession implements Session {
   destroy(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.relayId !== null) {
+      this.relayed = this.relayedSoFar();
+      kernelRelay()?.close(this.relayId);
+      this.relayId = null;
+    }
     this.client.destroy();
     const member = this.member;
     const server = this.server;
@@ -165,8 +226,23 @@ class TcpSession implements Session {
     this.readBuffer = null;
     if (member !== null && server !== null) {
       server.counters.activeConnections--;
-      server.counters.bytesIn += member.bytesWritten;
-      server.counters.bytesOut += member.bytesRead;
+      server.counters.bytesIn += member.bytesWritten + (this.relayed?.memberWritten ?? 0);
+      server.counters.bytesOut += member.bytesRead + (this.relayed?.memberRead ?? 0);
     }
   }
+}
+
+/** Writes on what Node had already read from `from` into its buffer (reading is stopped for good). */
+function forwardBuffered(from: net.Socket, to: net.Socket): void {
+  if (from.readableLength === 0) return;
+  const data = from.read() as Buffer | null;
+  if (data !== null) to.write(data);
+}
+
+/** Calls `done` once every socket has handed its queued writes to the kernel. */
+function whenWritten(sockets: net.Socket[], done: () => void): void {
+  const waiting = sockets.filter((s) => s.writableLength > 0);
+  if (waiting.length === 0) return done();
+  let left = waiting.length;
+  for (const s of waiting) s.once('drain', () => --left === 0 && done());
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { AmphoraConfigError, type AmphoraConfig } from '../../../common/amphora-config/index.ts';
 import { diffConfigs, type ConfigDiff } from '../config/diff.ts';
 import { validateForApply, type DataPlane } from '../dataplane.ts';
+import { DirectRouting } from '../directrouting/controller.ts';
 import { HealthSupervisor, type HealthReport } from '../health/supervisor.ts';
 import type { Logger } from '../log.ts';
 import { renderPrometheus } from '../stats/prometheus.ts';
@@ -38,11 +39,17 @@ export class ClusterDataPlane implements DataPlane {
   private seq = 0;
   private readonly waiters = new Map<string, (message: FromWorker) => void>();
   private readonly health: HealthSupervisor;
+  /** Direct-routing listeners are nftables rules, programmed once here, not in the workers. */
+  readonly directRouting: DirectRouting;
   private stopping = false;
   private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ClusterOptions) {
-    this.health = new HealthSupervisor((r) => this.broadcast({ type: 'health', reports: [r] }), options.log);
+    this.directRouting = new DirectRouting({ log: options.log });
+    this.health = new HealthSupervisor((r) => {
+      this.broadcast({ type: 'health', reports: [r] });
+      this.directRouting.setHealth([r]);
+    }, options.log);
   }
 
   get config(): AmphoraConfig | null {
@@ -152,6 +159,7 @@ export class ClusterDataPlane implements DataPlane {
 
   private async applyNow(input: unknown): Promise<ConfigDiff> {
     const config = validateForApply(input, this.running);
+    const direct = await this.directRouting.prepare(config);
     await Promise.all(this.slots.map((s) => s.ready));
     const seq = ++this.seq;
     const replies = await Promise.allSettled(this.slots.map((slot) => this.request(slot, { type: 'prepare', seq, config }, 'prepared')));
@@ -163,11 +171,19 @@ export class ClusterDataPlane implements DataPlane {
       this.broadcast({ type: 'abort', seq });
       throw new AmphoraConfigError([{ path: [], message: `cannot apply: ${[...new Set(errors)].join('; ')}` }]);
     }
+    try {
+      await this.directRouting.commit(direct);
+    } catch (err) {
+      this.broadcast({ type: 'abort', seq });
+      throw err;
+    }
     await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'commit', seq }, 'committed')));
     const diff = diffConfigs(this.running, config);
     this.running = config;
     this.health.update(config);
-    this.broadcast({ type: 'health', reports: this.health.reports() });
+    const reports = this.health.reports();
+    this.broadcast({ type: 'health', reports });
+    this.directRouting.setHealth(reports);
     this.options.log.info({ configVersion: config.configVersion, listeners: diff.listeners, pools: diff.pools }, 'config applied');
     return diff;
   }
@@ -175,7 +191,7 @@ export class ClusterDataPlane implements DataPlane {
   async snapshot(): Promise<DataPlaneSnapshot> {
     const seq = ++this.seq;
     const replies = await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
-    return mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : [])));
+    return this.directRouting.addTo(mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : []))));
   }
 
   healthReports(): HealthReport[] {
@@ -185,6 +201,7 @@ export class ClusterDataPlane implements DataPlane {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.health.stop();
+    const direct = this.directRouting.stop();
     const exits = this.slots.map(
       (slot) =>
         new Promise<void>((resolve) => {
@@ -196,6 +213,6 @@ export class ClusterDataPlane implements DataPlane {
           }, graceMs + 5_000).unref();
         }),
     );
-    await Promise.all(exits);
+    await Promise.all([...exits, direct]);
   }
 }

@@ -9,7 +9,11 @@
 //     the 50000-65535 range, over TCP and UDP. A proxy binds one socket per port and transport: the
 //     whole range twice is 33,076 sockets, over the 20,000 descriptors a process may have here (and
 //     CAP_SYS_RESOURCE is not ours to raise it); the seed's VOS traffic VIP is direct routing anyway,
-//     which binds none. The direct-routing listeners of harmonic-vos and wowza
+//     which binds none.
+//   - harmonic-vos: Harmonic_Management proxied (8080, 8443), Harmonic_Traffic by direct routing over
+//     TCP and UDP on 1935, 554 and ports of 50000-65535, members made real servers with the method-1
+//     commands of bin/argonaut-realserver.ts; each member reports the client's own address.
+//   - wowza, direct-routing mode (the guide's recommended one): 8088 and 1935, the client's address seen. The direct-routing listeners of harmonic-vos and wowza
 //     (seeds' L4 DR) are covered by the direct-routing tests of the data plane, not here.
 // Addresses: 10.224.<n>.0/24 (n from this run's prefix); every namespace, veth and the bridge carry
 // the prefix testPrefix('p') and are removed in afterAll, then checked gone.
@@ -27,6 +31,7 @@ import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { GiveUp, waitFor } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, type ClientProcess } from './netns-hosts.ts';
+import { makeRealServer } from '../dataplane/direct-routing-hosts.ts';
 
 const run = promisify(execFile);
 const PROJECT = { 'X-Project-Id': 'e2e-presets' };
@@ -52,8 +57,10 @@ const RHOSP_PORTS: Record<string, number> = {
   nova_ec2: 8773, nova_metadata: 8775, nova_novncproxy: 6080, nova_osapi: 8774, nova_placement: 8778, panko: 8779, redis: 6379,
   swift_proxy_server: 8080,
 };
-const TCP_PORTS = [...new Set([...Object.values(RHOSP_PORTS), 8088, 1935, 8443])];
-const UDP_PORTS = [1935];
+// Harmonic_Traffic's list (DR keeps the port): 1935, 554 and samples of 50000-65535.
+const VOS_TRAFFIC = [1935, 554, 50000, 60321, 65535];
+const TCP_PORTS = [...new Set([...Object.values(RHOSP_PORTS), 8088, 8443, ...VOS_TRAFFIC])];
+const UDP_PORTS = VOS_TRAFFIC;
 
 /**
  * One process per member namespace: TCP servers on every port (a line gets "<name> <port> <client>",
@@ -87,12 +94,14 @@ for (const port of cfg.tcp) {
         s.end('HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: ' + b.length + '\\r\\nConnection: close\\r\\n\\r\\n' + b);
       } else s.end(cfg.name + ' ' + port + ' ' + s.remoteAddress + '\\n');
     });
-  }).listen(port, cfg.host, ready);
+  }).listen(port, '0.0.0.0', ready);
 }
+// The wildcard: direct routing brings packets for the VIP (on lo). A UDP answer leaves from the member's
+// own address (the client below takes any); real services bind the VIP (bin/argonaut-realserver.ts says so).
 for (const port of cfg.udp) {
   const u = dgram.createSocket('udp4');
   u.on('message', (m, r) => u.send(cfg.name + ' ' + port + ' udp ' + r.address, r.port, r.address));
-  u.bind(port, cfg.host, ready);
+  u.bind(port, '0.0.0.0', ready);
 }
 `;
 
@@ -341,5 +350,60 @@ describe.skipIf(!IS_ROOT)('presets through the API on netns amphorae (root)', ()
       300,
     );
     expect(stats.bytes_in).toBeGreaterThan(0);
+  }, 120_000);
+  async function waitMembersOnline(lbId: string, count: number): Promise<void> {
+    await waitFor(
+      `the ${count} members of ${lbId} ONLINE`,
+      async () => {
+        const tree = (await client.get(`/v2/lbaas/loadbalancers/${lbId}/status`)).body.statuses.loadbalancer;
+        const all = tree.listeners.flatMap((l: any) => l.pools.flatMap((p: any) => p.members)) as Array<{ operating_status: string }>;
+        return all.length === count && all.every((m) => m.operating_status === 'ONLINE') ? true : undefined;
+      },
+      40_000,
+      300,
+    );
+  }
+
+  it('harmonic-vos: management proxied on 8080 and 8443, traffic by direct routing over TCP and UDP; members see the client', async () => {
+    const vos = await applyPreset('harmonic-vos', { name: 'e2e-vos', members: { Harmonic_Management: everyMember(), Harmonic_Traffic: everyMember() } });
+    for (const m of MEMBERS) await makeRealServer(HOSTS[m].ns, vos.vip, 'arp-sysctl');
+    // The guide's check (HTTPS GET /admin/status, body Healthy, on 8443) brings all 9 members ONLINE (3 pools).
+    await waitMembersOnline(vos.id, 9);
+    const c1 = clients.get('c1')!;
+    for (const port of [8080, 8443]) {
+      const e = await c1.exchange(vos.vip, port, 'status\n');
+      // Proxied: the member sees the amphora, not the client.
+      expect(e.data, `management ${port}`).toMatch(new RegExp(`^m[123] ${port} `));
+      expect(e.data).not.toContain(HOSTS.c1.address);
+    }
+    const tcpMembers = new Set<string>();
+    for (const port of VOS_TRAFFIC) {
+      const e = await c1.exchange(vos.vip, port, 'rtsp\n');
+      expect(e.data, `traffic tcp ${port}`).toBe(`${memberOf(e.data)} ${port} ${HOSTS.c1.address}\n`);
+      tcpMembers.add(memberOf(e.data)!);
+    }
+    for (const port of VOS_TRAFFIC) {
+      const reply = await udpExchange(HOSTS.c1.ns, vos.vip, port);
+      expect(reply, `traffic udp ${port}`).toMatch(new RegExp(`^m[123] ${port} udp ${HOSTS.c1.address.replace(/\./g, '\\.')}$`));
+    }
+    // Source IP persistence: one client, one member for the traffic VIP.
+    expect(tcpMembers.size).toBe(1);
+  }, 150_000);
+
+  it('wowza (direct-routing mode): GUI and streaming reach a member that sees the client, Source IP sticky', async () => {
+    const wowza = await applyPreset('wowza', { name: 'e2e-wowza-dr', members: { Wowza_GUI: everyMember(), Wowza_Streaming: everyMember() } });
+    for (const m of MEMBERS) await makeRealServer(HOSTS[m].ns, wowza.vip, 'arp-sysctl');
+    for (const [name, c] of clients) {
+      const address = HOSTS[name as 'c1' | 'c2'].address;
+      for (const port of [8088, 1935]) {
+        const seen = new Set<string>();
+        for (let i = 0; i < 4; i++) {
+          const e = await c.exchange(wowza.vip, port, 'play\n');
+          expect(e.data, `${name} ${port}`).toBe(`${memberOf(e.data)} ${port} ${address}\n`);
+          seen.add(memberOf(e.data)!);
+        }
+        expect(seen.size, `${name} ${port}`).toBe(1);
+      }
+    }
   }, 120_000);
 });

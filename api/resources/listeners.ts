@@ -7,7 +7,7 @@ import { baseColumns, col, findOr404, listResource, showResource, type ResourceS
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import {
-  checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, L4_PROTOCOL, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
+  checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
 } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { alpnProtocol, boolean, cidr, dict, enumOf, integer, list, normalizeCidr, parseCidr, string, uuid } from '../schema/types.ts';

@@ -24,6 +24,8 @@ import * as members from './resources/members.ts';
 import * as pools from './resources/pools.ts';
 import * as providers from './resources/providers.ts';
 import * as quotas from './resources/quotas.ts';
+import * as presets from './resources/presets.ts';
+import { loadCatalog } from '../presets/catalog.ts';
 
 export interface ApiService {
   app: Koa;
@@ -40,11 +42,13 @@ export interface ApiOverrides {
 }
 
 export async function createApiService(config: ArgonautConfig, log: Logger, db?: Database, overrides: ApiOverrides = {}): Promise<ApiService> {
+  // A bad preset file stops the start before anything runs.
+  const catalog = loadCatalog(config.presets.directory);
   const database = db ?? new Database({ url: config.database.url, poolMax: config.database.poolMax });
   await database.connect();
   if (config.database.migrateOnStart) await database.migrate();
   const registry = await ProviderRegistry.create(config, database, log);
-  const services: Services = { config, db: database, providers: registry, log };
+  const services: Services = { config, db: database, providers: registry, log, presets: catalog };
 
   const app = new Koa({ proxy: false });
   app.context.state = {};
@@ -75,6 +79,8 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
   for (const mod of LBAAS_MODULES) mod.routes(lbaas);
   const octavia = new Router();
   amphorae.routes(octavia);
+  const argonaut = new Router();
+  presets.routes(argonaut);
 
   // /v2 and /v2.0 are aliases, and the lbaas collections answer with or without /lbaas: one
   // canonical path (/v2/lbaas/..., /v2/octavia/...) keeps a single copy of every route.
@@ -86,6 +92,7 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
   });
   api.use('/v2/lbaas', lbaas.routes(), lbaas.allowedMethods());
   api.use('/v2/octavia', octavia.routes(), octavia.allowedMethods());
+  api.use('/v2/argonaut', argonaut.routes(), argonaut.allowedMethods());
   app.use(api.routes());
   app.use(api.allowedMethods());
 

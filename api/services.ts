@@ -5,12 +5,15 @@ import type { Database } from '../common/db/database.ts';
 import type { Logger } from '../common/logging.ts';
 import type { ProviderRegistry } from '../driver/registry.ts';
 import type { AuthContext } from './auth/auth-context.ts';
+import type { CatalogEntry } from '../presets/catalog.ts';
 
 export interface Services {
   config: ArgonautConfig;
   db: Database;
   providers: ProviderRegistry;
   log: Logger;
+  /** The preset catalog (presets/), loaded at start. */
+  presets: Map<string, CatalogEntry>;
 }
 
 export interface RequestState {

@@ -137,7 +137,18 @@ export async function listenerViews(db: Database, rows: Row[], t?: Transaction):
     hsts_max_age: r.hsts_max_age ?? null,
     hsts_include_subdomains: Boolean(r.hsts_include_subdomains),
     hsts_preload: Boolean(r.hsts_preload),
+    ...listenerExtensions(r),
   }));
+}
+
+/**
+ * The appliance extensions (api/listener-ports.ts) appear only on listeners that use one, so that
+ * Octavia's listener shape is unchanged for everything an Octavia client creates.
+ */
+function listenerExtensions(r: Row): ApiObject {
+  const used = !!r.additional_ports || Boolean(r.also_udp) || (r.forwarding_method ?? 'PROXY') !== 'PROXY';
+  if (!used) return {};
+  return { additional_ports: r.additional_ports ?? null, also_udp: Boolean(r.also_udp), forwarding_method: r.forwarding_method ?? 'PROXY' };
 }
 
 export function sessionPersistenceView(text: unknown): ApiObject | null {
@@ -240,6 +251,8 @@ export async function healthMonitorViews(db: Database, rows: Row[], t?: Transact
     pools: [{ id: r.pool_id }],
     http_version: r.http_version ?? null,
     domain_name: r.domain_name ?? null,
+    // Extension, shown only when set (Octavia's monitor shape otherwise).
+    ...(r.expected_body ? { expected_body: r.expected_body } : {}),
   }));
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env -S npx tsx
 // The argonaut command: `argonaut api` runs the API service (with its controller worker),
 // `argonaut migrate` applies database migrations, `argonaut cert` manages the local certificate
-// manager's store. Every option is in the config file.
+// manager's store, `argonaut preset` lists, shows and applies presets through the API. Every option
+// is in the config file.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, type ArgonautConfig } from '../common/config.ts';
 import { Database, ensureMysqlDatabase } from '../common/db/database.ts';
@@ -14,6 +15,8 @@ Commands:
   migrate   Apply pending database migrations and exit.
   cert      Store, list and delete certificates of the local certificate manager
             (argonaut cert --help).
+  preset    List, show and apply ready-made load balancer designs through the API
+            (argonaut preset --help).
 
 Options:
   -c, --config FILE   YAML configuration (default: $ARGONAUT_CONFIG, else built-in defaults:
@@ -64,10 +67,27 @@ async function certCommand(args: string[]): Promise<number> {
   }
 }
 
+async function presetCommand(args: string[]): Promise<number> {
+  const { PRESET_HELP, parsePresetArgs, runPreset } = await import('../presets/cli.ts');
+  let parsed;
+  try {
+    parsed = parsePresetArgs(args);
+  } catch (err) {
+    process.stderr.write(`argonaut preset: ${(err as Error).message}\n\n${PRESET_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help || parsed.positionals.length === 0) {
+    process.stdout.write(PRESET_HELP);
+    return parsed.values.help ? 0 : 2;
+  }
+  return runPreset(parsed, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+}
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const at = commandIndex(argv);
   if (at >= 0 && argv[at] === 'cert') return certCommand([...argv.slice(0, at), ...argv.slice(at + 1)]);
+  if (at >= 0 && argv[at] === 'preset') return presetCommand([...argv.slice(0, at), ...argv.slice(at + 1)]);
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },

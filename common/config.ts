@@ -212,6 +212,16 @@ export const configSchema = z
           .describe("Circuit breaker: when this many amphorae are stale at once, none is failed over (Octavia's failover_threshold; null: off)."),
       })
       .prefault({}),
+    presets: z
+      .object({
+        directory: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe("A directory of the operator's own preset files (*.yaml, *.yml, *.json; presets/README.md), read at API start besides the built-in ones; a file with a built-in preset's name replaces it."),
+      })
+      .prefault({}),
     certificates: certificatesSection.describe('TLS certificate references of listeners and pools (common/certificates/).'),
     logging: z
       .object({

@@ -14,7 +14,8 @@ import type { Ctx } from '../services.ts';
 import { buildHealthMonitor, monitorCreateFields } from './healthmonitors.ts';
 import { buildPolicy, placePolicy, policyCreateFields } from './l7policies.ts';
 import { buildRule, ruleCreateFields } from './l7rules.ts';
-import { buildListener, checkDuplicatePort, listenerCreateFields } from './listeners.ts';
+import { buildListener, listenerCreateFields } from './listeners.ts';
+import { checkListenerPool, checkPortConflicts } from '../listener-ports.ts';
 import { buildMember, memberCreateFields } from './members.ts';
 import { buildPool, poolCreateFields } from './pools.ts';
 import { TlsRefs } from '../tls-refs.ts';
@@ -109,11 +110,12 @@ export async function createGraphChildren(ctx: Ctx, lb: Row, driver: ProviderDri
   const created: Row[] = [];
   for (const item of listeners) {
     const listener = await buildListener(services, lb, item, t, true, tls);
-    checkDuplicatePort(created, listener.protocol, listener.protocol_port);
+    checkPortConflicts(created, listener);
     if (item.default_pool) {
       if (listener.protocol === 'PROMETHEUS') throw errors.listenerNoChildren('PROMETHEUS');
       const pool = poolFor(item.default_pool as Body);
       checkPoolProtocol(listener.protocol, pool.protocol);
+      checkListenerPool(listener, pool);
       listener.default_pool_id = pool.id;
     }
     checkWithProvider(driver, lb.provider, () => driver.checks.listener?.(listener));

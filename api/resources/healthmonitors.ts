@@ -38,6 +38,7 @@ export const healthMonitorSpec: ResourceSpec = {
     expected_codes: col('expected_codes'),
     http_version: col('http_version', 'float'),
     domain_name: col('domain_name'),
+    expected_body: col('expected_body'),
   },
 };
 
@@ -61,16 +62,18 @@ export const monitorCreateFields: Schema = {
   tags: { type: list(string({ max: 255 })) },
   http_version: { type: oneOf([1.0, 1.1], number) },
   domain_name: { type: string({ min: 1, max: 255, pattern: DOMAIN_NAME_RE }) },
+  /** Extension: HTTP/HTTPS monitors only; the response body must contain this text (besides an expected code). */
+  expected_body: { type: string({ min: 1, max: 255 }) },
 };
 const postSchema: Schema = { ...monitorCreateFields, pool_id: { type: uuid, mandatory: true } };
-const UPDATABLE = ['name', 'delay', 'timeout', 'max_retries_down', 'max_retries', 'http_method', 'url_path', 'expected_codes', 'admin_state_up', 'tags', 'http_version', 'domain_name'];
+const UPDATABLE = ['name', 'delay', 'timeout', 'max_retries_down', 'max_retries', 'http_method', 'url_path', 'expected_codes', 'admin_state_up', 'tags', 'http_version', 'domain_name', 'expected_body'];
 const putSchema: Schema = Object.fromEntries(UPDATABLE.map((k) => [k, { type: monitorCreateFields[k]!.type }]));
 
 const isHttp = (type: string) => type === 'HTTP' || type === 'HTTPS';
 
 function checkHttpOptions(values: Row, type: string): void {
   if (isHttp(type)) return;
-  for (const field of ['http_method', 'url_path', 'expected_codes']) {
+  for (const field of ['http_method', 'url_path', 'expected_codes', 'expected_body']) {
     if (values[field] !== undefined && values[field] !== null) throw errors.invalidOption(field, `health monitors of type ${type}`);
   }
 }
@@ -113,6 +116,7 @@ export function buildHealthMonitor(services: Services, lb: Row, pool: Row, body:
     http_method: isHttp(type) ? (body.http_method ?? 'GET') : null,
     url_path: isHttp(type) ? (body.url_path ?? '/') : null,
     expected_codes: isHttp(type) ? (body.expected_codes ?? '200') : null,
+    expected_body: isHttp(type) ? (body.expected_body ?? null) : null,
     http_version: body.http_version ?? null,
     domain_name: body.domain_name ?? null,
   };
@@ -155,7 +159,7 @@ async function update(ctx: Ctx): Promise<void> {
   const id = ctx.params.id!;
   const found = await findOr404(services, healthMonitorSpec, id);
   enforce(ctx, 'healthmonitor', 'put', found.project_id);
-  checkHttpOptions(Object.fromEntries(Object.keys(body).filter((k) => ['http_method', 'url_path', 'expected_codes'].includes(k)).map((k) => [k, true])), found.type);
+  checkHttpOptions(Object.fromEntries(Object.keys(body).filter((k) => ['http_method', 'url_path', 'expected_codes', 'expected_body'].includes(k)).map((k) => [k, true])), found.type);
   for (const field of ['delay', 'max_retries', 'timeout']) if (field in body && body[field] === null) throw errors.invalidOption('None', field);
   // As Octavia's _validate_update_hm: the request's domain needs a version (request or stored); the
   // effective version must be >= 1.1 whenever a domain (request or stored) is in effect.
@@ -179,6 +183,7 @@ async function update(ctx: Ctx): Promise<void> {
       if ('http_method' in body) values.http_method = body.http_method ?? 'GET';
       if ('url_path' in body) values.url_path = body.url_path ?? '/';
       if ('expected_codes' in body) values.expected_codes = body.expected_codes ?? '200';
+      if ('expected_body' in body) values.expected_body = body.expected_body ?? null;
     }
     requireActive(pool, 'Pool');
     requireActive(lb, 'Load Balancer');

@@ -7,7 +7,7 @@ import { baseColumns, col, findOr404, listResource, showResource, type ResourceS
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
 import {
-  checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, L4_PROTOCOL, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
+  checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
 } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { alpnProtocol, boolean, cidr, dict, enumOf, integer, list, normalizeCidr, parseCidr, string, uuid } from '../schema/types.ts';
@@ -15,6 +15,7 @@ import type { Ctx, Services } from '../services.ts';
 import { json, listenerViews } from '../views.ts';
 import { vipVersions } from '../vip.ts';
 import { listenerStatistics } from '../statistics.ts';
+import { checkListenerExtensions, checkListenerPool, checkPortConflicts, FORWARDING_METHODS, portList } from '../listener-ports.ts';
 import { listenerCreatePlan, listenerUpdateCaCrl, listenerUpdatePlan, NO_MANAGER, planHasRefs, resolveRefs, TlsRefs } from '../tls-refs.ts';
 
 export const listenerSpec: ResourceSpec = {
@@ -49,6 +50,9 @@ export const listenerSpec: ResourceSpec = {
     hsts_max_age: col('hsts_max_age', 'int'),
     hsts_include_subdomains: col('hsts_include_subdomains', 'bool'),
     hsts_preload: col('hsts_preload', 'bool'),
+    additional_ports: col('additional_ports'),
+    also_udp: col('also_udp', 'bool'),
+    forwarding_method: col('forwarding_method'),
   },
 };
 
@@ -84,6 +88,10 @@ export const listenerCreateFields: Schema = {
   hsts_max_age: { type: integer({ min: 0 }) },
   hsts_include_subdomains: { type: boolean },
   hsts_preload: { type: boolean },
+  // Extensions (api/listener-ports.ts): set at create only.
+  additional_ports: { type: portList },
+  also_udp: { type: boolean },
+  forwarding_method: { type: enumOf(FORWARDING_METHODS) },
 };
 
 const postSchema: Schema = { ...listenerCreateFields, loadbalancer_id: { type: uuid, mandatory: true } };
@@ -131,7 +139,11 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
     hsts_max_age: body.hsts_max_age ?? null,
     hsts_include_subdomains: body.hsts_include_subdomains ?? false,
     hsts_preload: body.hsts_preload ?? false,
+    additional_ports: body.additional_ports ?? null,
+    also_udp: body.also_udp ?? false,
+    forwarding_method: body.forwarding_method ?? 'PROXY',
   };
+  checkListenerExtensions(row);
 
   if (body.insert_headers) checkInsertHeaders(Object.keys(body.insert_headers as Row), protocol);
   const hasRefs = !!(body.default_tls_container_ref || body.client_ca_tls_container_ref || (body.sni_container_refs as string[] | undefined)?.length);
@@ -161,8 +173,8 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
   }
 
   if (!graph) {
-    const sameLb = (await db.models.listener.findAll({ where: { load_balancer_id: lb.id, protocol_port: row.protocol_port }, raw: true, transaction: t })) as Row[];
-    checkDuplicatePort(sameLb, protocol, row.protocol_port);
+    const sameLb = (await db.models.listener.findAll({ where: { load_balancer_id: lb.id }, raw: true, transaction: t })) as Row[];
+    checkPortConflicts(sameLb, row);
   }
   checkCidrsAgainstVips(lb, json<string[]>(row.allowed_cidrs, []));
   if (tlsOffload) {
@@ -171,12 +183,6 @@ export async function buildListener(services: Services, lb: Row, body: Body, t: 
   }
   checkHsts(row);
   return row;
-}
-
-export function checkDuplicatePort(existing: Row[], protocol: string, port: number): void {
-  for (const other of existing) {
-    if (other.protocol_port === port && L4_PROTOCOL[other.protocol] === L4_PROTOCOL[protocol]) throw errors.duplicateListener(other.protocol, port);
-  }
 }
 
 function isTlsOffload(protocol: string, values: Row): boolean {
@@ -215,11 +221,12 @@ function checkHsts(row: Row): void {
   }
 }
 
-async function checkDefaultPool(services: Services, lbId: string, poolId: string, protocol: string, t: Transaction): Promise<void> {
-  if (protocol === 'PROMETHEUS') throw errors.listenerNoChildren('PROMETHEUS');
+async function checkDefaultPool(services: Services, lbId: string, poolId: string, listener: Row, t: Transaction): Promise<void> {
+  if (listener.protocol === 'PROMETHEUS') throw errors.listenerNoChildren('PROMETHEUS');
   const pool = (await services.db.models.pool.findOne({ where: { id: poolId, load_balancer_id: lbId }, raw: true, transaction: t })) as Row | null;
   if (!pool) throw errors.notFound('Pool', poolId);
-  checkPoolProtocol(protocol, pool.protocol);
+  checkPoolProtocol(listener.protocol, pool.protocol);
+  checkListenerPool(listener, pool);
 }
 
 async function create(ctx: Ctx): Promise<void> {
@@ -237,7 +244,7 @@ async function create(ctx: Ctx): Promise<void> {
     enforce(ctx, 'listener', 'post', lb.project_id);
     const driver = providerOf(services, lb.provider);
     await checkQuota(ctx, lb.project_id, 'listener', 1, t);
-    if (body.default_pool_id) await checkDefaultPool(services, lbId, body.default_pool_id as string, body.protocol as string, t);
+    if (body.default_pool_id) await checkDefaultPool(services, lbId, body.default_pool_id as string, body, t);
     requireActive(lb, 'Load Balancer');
     const listener = await buildListener(services, lb, body, t, false, tls);
     checkWithProvider(driver, lb.provider, () => driver.checks.listener?.(listener));
@@ -333,7 +340,7 @@ async function update(ctx: Ctx): Promise<void> {
     }
     if ('hsts_max_age' in body || 'hsts_include_subdomains' in body || 'hsts_preload' in body) checkHsts(merged);
     if ('default_pool_id' in body) {
-      if (body.default_pool_id) await checkDefaultPool(services, lb.id, body.default_pool_id as string, protocol, t);
+      if (body.default_pool_id) await checkDefaultPool(services, lb.id, body.default_pool_id as string, current, t);
       set('default_pool_id', body.default_pool_id ?? null);
     }
     requireActive(lb, 'Load Balancer');

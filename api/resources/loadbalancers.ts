@@ -79,7 +79,8 @@ const putSchema: Schema = {
   tags,
 };
 
-async function create(ctx: Ctx): Promise<void> {
+/** POST /v2/lbaas/loadbalancers (also the preset apply of api/resources/presets.ts, with a built body). */
+export async function create(ctx: Ctx): Promise<void> {
   const body = parseRequest(ctx.state.body, 'loadbalancer', postSchema, 'load_balancer');
   const { services, auth } = ctx.state;
   const { db } = services;

@@ -6,6 +6,7 @@ import { enforce, isAllowed } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
 import { checkQuota, checkWithProvider, lockLoadBalancer, newObject, now, providerOf, replaceTags, requireActive, setStatus } from '../mutations.ts';
+import { checkListenerPool } from '../listener-ports.ts';
 import { checkAlpnProtocols, checkCiphers, checkPoolProtocol, checkTlsVersions, LB_ALGORITHMS, LVS_PROTOCOLS, POOL_PROTOCOLS } from '../protocols.ts';
 import { object, parseRequest, type Body, type Schema } from '../schema/object.ts';
 import { alpnProtocol, boolean, enumOf, integer, list, string, uuid } from '../schema/types.ts';
@@ -41,7 +42,8 @@ export const poolSpec: ResourceSpec = {
 
 const str255 = { type: string({ max: 255 }) };
 export const sessionPersistenceSchema: Schema = {
-  type: { type: enumOf(['SOURCE_IP', 'HTTP_COOKIE', 'APP_COOKIE']) },
+  /** LAST_SUCCESSFUL is an extension: every client follows the member that last answered, until it fails (TCP-family pools). */
+  type: { type: enumOf(['SOURCE_IP', 'HTTP_COOKIE', 'APP_COOKIE', 'LAST_SUCCESSFUL']) },
   cookie_name: { type: string({ max: 255, pattern: /^[^\s,;\\]+$/ }) },
   persistence_timeout: { type: integer({ min: 0 }) },
   persistence_granularity: { type: string({ max: 64 }) },
@@ -79,7 +81,7 @@ function checkSessionPersistence(protocol: string, sp: Body | null | undefined, 
       throw errors.validation('session_persistence SOURCE_IP type for UDP and SCTP protocols only accepts: type, persistence_timeout, persistence_granularity.');
     }
     if (sp.cookie_name) throw errors.validation('Cookie names are not supported for UDP/SCTP pools.');
-    if (sp.type === 'HTTP_COOKIE' || sp.type === 'APP_COOKIE') {
+    if (sp.type === 'HTTP_COOKIE' || sp.type === 'APP_COOKIE' || sp.type === 'LAST_SUCCESSFUL') {
       throw errors.validation(`Session persistence of type ${sp.type} is not supported for UDP/SCTP protocol pools.`);
     }
   } else if (sp.persistence_timeout || sp.persistence_granularity) {
@@ -193,6 +195,7 @@ async function create(ctx: Ctx): Promise<void> {
       checkPoolProtocol(listener.protocol, body.protocol as string);
     }
     const pool = buildPool(services, lb, body, tls);
+    if (listener && !body.loadbalancer_id) checkListenerPool(listener, pool);
     const driver = providerOf(services, lb.provider);
     await checkQuota(ctx, lb.project_id, 'pool', 1, t);
     if (listener?.default_pool_id) throw errors.duplicatePool();
@@ -246,6 +249,8 @@ async function update(ctx: Ctx): Promise<void> {
       const existing = json<Row | null>(current.session_persistence, null);
       const merged = sp && Object.keys(sp).length ? { ...(existing && !sp.type ? { type: existing.type } : {}), ...sp } : null;
       values.session_persistence = checkSessionPersistence(current.protocol, merged, true);
+      const users = (await db.models.listener.findAll({ where: { default_pool_id: current.id }, raw: true, transaction: t })) as Row[];
+      for (const l of users) checkListenerPool(l, { ...current, session_persistence: values.session_persistence });
     }
     const tlsEnabled = 'tls_enabled' in body ? ((body.tls_enabled as boolean | null) ?? false) : Boolean(current.tls_enabled);
     if ('tls_enabled' in body) values.tls_enabled = tlsEnabled;

@@ -16,7 +16,9 @@ export const tables = {
     client_ca_tls_container_ref: str(), client_crl_container_ref: str(), insert_headers: text(),
     timeout_client_data: int(), timeout_member_connect: int(), timeout_member_data: int(), timeout_tcp_inspect: int(),
     allowed_cidrs: text(), tls_ciphers: str(2048), tls_versions: text(), alpn_protocols: text(),
-    hsts_max_age: int(), hsts_include_subdomains: bool(), hsts_preload: bool(), ...timestamps(),
+    hsts_max_age: int(), hsts_include_subdomains: bool(), hsts_preload: bool(),
+    additional_ports: text(), also_udp: { ...bool(), defaultValue: false },
+    forwarding_method: { ...str(16, false), defaultValue: 'PROXY' }, ...timestamps(),
   },
   pool: {
     id: id(), project_id: str(36), load_balancer_id: ref(false), name: str(), description: str(), ...statuses(),
@@ -33,7 +35,7 @@ export const tables = {
     id: id(), project_id: str(36), pool_id: ref(false), name: str(), ...statuses(), admin_state_up: bool(),
     type: str(36, false), delay: int(false), timeout: int(false), max_retries: int(false), max_retries_down: int(),
     http_method: str(16), url_path: str(2048), expected_codes: str(64), http_version: float(), domain_name: str(),
-    ...timestamps(),
+    expected_body: str(), ...timestamps(),
   },
   l7policy: {
     id: id(), project_id: str(36), listener_id: ref(false), name: str(), description: str(), ...statuses(),

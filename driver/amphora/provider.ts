@@ -3,6 +3,7 @@
 // compute driver (starts and removes amphorae) and a config delivery (renders the load balancer's
 // configuration, pushes it, waits for every amphora's acknowledgement). With the no-op backends of
 // Octavia's API gate it keeps amphora records only and sends no traffic anywhere.
+import { listenerIntervals } from '../../common/listener-ports.ts';
 import { randomUUID } from 'node:crypto';
 import { Op } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
@@ -65,6 +66,10 @@ export class AmphoraProvider extends WorkerProvider {
     },
     listener(listener: Row) {
       checkAlpn(listener.alpn_protocols);
+      // Direct routing keeps no connection state (amphora/README.md, Direct routing).
+      if (listener.forwarding_method === 'DIRECT_ROUTING' && listener.connection_limit !== null && listener.connection_limit !== undefined && listener.connection_limit !== -1) {
+        throw new UnsupportedOptionError('Amphora provider does not support connection_limit on DIRECT_ROUTING listeners.');
+      }
     },
     l7policy(_policy: Row, listener: Row) {
       if (!L7_LISTENER_PROTOCOLS.includes(listener.protocol)) {
@@ -298,7 +303,13 @@ export class AmphoraProvider extends WorkerProvider {
     const groupId = await network.updateVipSecurityGroup({
       loadBalancerId: lb.id,
       vipAddresses: vipAddressesOf(lb),
-      listeners: listeners.map((l) => ({ protocol: l.protocol, protocolPort: l.protocol_port, allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [] })),
+      listeners: listeners.map((l) => ({
+        protocol: l.protocol,
+        protocolPort: l.protocol_port,
+        ports: listenerIntervals(l),
+        alsoUdp: Boolean(l.also_udp),
+        allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [],
+      })),
       activeStandby: (lb.topology ?? this.opts.defaultTopology) === 'ACTIVE_STANDBY',
       vipPortId: lb.vip_port_id ?? null,
       vipSgIds,

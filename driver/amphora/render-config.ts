@@ -4,6 +4,8 @@ import type { AmphoraConfigInput, ListenerInput, PoolInput } from '../../common/
 import type { Row } from '../../common/db/database.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
 import type { TreeTlsMaterial } from './tls-material.ts';
+import { listenerPortSpecs } from '../../common/listener-ports.ts';
+import { udpTwinId } from './udp-twin.ts';
 
 const live = (rows: Row[]) => rows.filter((r) => r.provisioning_status !== 'PENDING_DELETE' && r.provisioning_status !== 'DELETED');
 const json = <T>(text: unknown, fallback: T): T => (typeof text === 'string' && text !== '' ? (JSON.parse(text) as T) ?? fallback : fallback);
@@ -26,8 +28,42 @@ export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, c
       { address: lb.vip_address, ...(lb.vip_port_id ? { portId: lb.vip_port_id } : {}), ...(lb.vip_subnet_id ? { subnetId: lb.vip_subnet_id } : {}) },
       ...additional.filter((v) => v.ip_address).map((v) => ({ address: v.ip_address!, subnetId: v.subnet_id, ...(v.port_id ? { portId: v.port_id } : {}) })),
     ],
-    listeners: live(tree.listeners).sort(byCreation).map((l) => renderListener(tree, l, tls)),
-    pools: live(tree.pools).sort(byCreation).map((p) => renderPool(tree, p, tls)),
+    listeners: live(tree.listeners).sort(byCreation).flatMap((l) => {
+      const listener = renderListener(tree, l, tls);
+      return l.also_udp ? [listener, udpTwinListener(listener)] : [listener];
+    }),
+    pools: live(tree.pools).sort(byCreation).flatMap((p) => {
+      const pool = renderPool(tree, p, tls);
+      const servesBoth = live(tree.listeners).some((l) => l.also_udp && l.default_pool_id === p.id);
+      return servesBoth ? [pool, udpTwinPool(pool)] : [pool];
+    }),
+  };
+}
+
+/** The UDP half of an also_udp listener (udp-twin.ts): same ports and forwarding, the twin of its pool. */
+function udpTwinListener(l: ListenerInput): ListenerInput {
+  return {
+    ...l,
+    id: udpTwinId(l.id),
+    ...(l.name ? { name: `${l.name} (UDP)` } : {}),
+    protocol: 'UDP',
+    defaultPoolId: l.defaultPoolId ? udpTwinId(l.defaultPoolId) : null,
+  };
+}
+
+/** The UDP copy of an also_udp listener's TCP pool: same members and monitor under derived ids. */
+function udpTwinPool(p: PoolInput): PoolInput {
+  const persistence = p.sessionPersistence ?? null;
+  if (persistence && persistence.type !== 'SOURCE_IP') {
+    throw new Error(`pool ${p.id} serves a TCP+UDP listener: its ${persistence.type} session persistence cannot apply to UDP`);
+  }
+  return {
+    ...p,
+    id: udpTwinId(p.id),
+    ...(p.name ? { name: `${p.name} (UDP)` } : {}),
+    protocol: 'UDP',
+    members: (p.members ?? []).map((m) => ({ ...m, id: udpTwinId(m.id) })),
+    healthMonitor: p.healthMonitor ? { ...p.healthMonitor, id: udpTwinId(p.healthMonitor.id) } : null,
   };
 }
 
@@ -38,7 +74,8 @@ function renderListener(tree: LoadBalancerTree, l: Row, tls: TreeTlsMaterial): L
     id: l.id,
     ...(l.name ? { name: l.name } : {}),
     protocol: l.protocol,
-    ports: [l.protocol_port],
+    ports: listenerPortSpecs(l),
+    forwarding: l.forwarding_method === 'DIRECT_ROUTING' ? 'DIRECT_ROUTING' : 'PROXY',
     enabled: Boolean(l.admin_state_up),
     connectionLimit: l.connection_limit ?? -1,
     allowedCidrs: json<string[]>(l.allowed_cidrs, []),
@@ -107,6 +144,7 @@ function renderPool(tree: LoadBalancerTree, p: Row, tls: TreeTlsMaterial): PoolI
           ...(monitor.http_version ? { httpVersion: Number(monitor.http_version) >= 1.1 ? '1.1' : '1.0' } : {}),
           domainName: monitor.domain_name ?? null,
           ...(monitor.expected_codes ? { expectedCodes: String(monitor.expected_codes).replace(/\s+/g, '') } : {}),
+          expectedBody: monitor.expected_body ?? null,
           enabled: Boolean(monitor.admin_state_up),
         }
       : null,
@@ -127,6 +165,8 @@ function renderPersistence(sp: Row | null): PoolInput['sessionPersistence'] {
       return { type: 'HTTP_COOKIE' };
     case 'APP_COOKIE':
       return { type: 'APP_COOKIE', cookieName: sp.cookie_name };
+    case 'LAST_SUCCESSFUL':
+      return { type: 'LAST_SUCCESSFUL' };
     default:
       throw new Error(`session persistence type ${sp.type} cannot be rendered`);
   }

@@ -1,6 +1,7 @@
 // Octavia's health manager for Argonaut: applies amphora heartbeats to the database (operating
 // statuses, health timestamps, listener statistics) and fails over amphorae that went silent.
 // The rules are Octavia's (contract §4.3, §4.4); the differences are listed on each method.
+import { foldUdpTwins } from '../amphora/udp-twin.ts';
 import type { Database } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import type { Heartbeat } from '../../common/messages.ts';
@@ -288,10 +289,11 @@ export class HealthManager {
   }
 
   /** One attempt at a heartbeat of an amphora of load balancer lbId, in one transaction (LockBusyError: nothing was written). */
-  private async applyHeartbeat(h: Heartbeat, lbId: string, stale: boolean, at: Date): Promise<HeartbeatOutcome> {
+  private async applyHeartbeat(received: Heartbeat, lbId: string, stale: boolean, at: Date): Promise<HeartbeatOutcome> {
     return this.db.tx(async (t): Promise<HeartbeatOutcome> => {
       const state = await loadLoadBalancer(this.db, lbId, t);
       if (!state || state.lb.provisioning_status === 'DELETED') return { ignored: 'load balancer is gone' };
+      const h = foldUdpTwins(received, state.udpTwins, state.udpTwinPools);
       // Again under the load balancer's lock: an operation may have retired the amphora meanwhile.
       const amp = (await this.db.models.amphora.findByPk(h.id, { raw: true, transaction: t })) as Amphora;
       const whyNow = notInService(amp) ?? (amp!.load_balancer_id !== lbId ? 'amphora moved to another load balancer' : null);

@@ -7,6 +7,7 @@
 // those of the rows it will write with NOWAIT, and if any is held it gives up at once
 // (LockBusyError) and the caller tries again. Holding the load balancer's lock also serialises
 // the heartbeats of one load balancer and keeps them out of its operations' transactions.
+import { udpTwinId } from '../amphora/udp-twin.ts';
 import { QueryTypes, type Transaction } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { TableName } from '../../common/db/tables.ts';
@@ -17,6 +18,9 @@ export interface LoadBalancerState {
   lb: Row;
   snapshot: LoadBalancerSnapshot;
   listenerIds: Set<string>;
+  /** UDP twin listener id -> its also_udp listener's id (driver/amphora/udp-twin.ts). */
+  udpTwins: Map<string, string>;
+  udpTwinPools: Set<string>;
 }
 
 export class LockBusyError extends Error {
@@ -78,7 +82,14 @@ export async function loadLoadBalancer(db: Database, lbId: string, t: Transactio
       members: members.filter((x) => x.pool_id === p.id).map((x) => ({ id: x.id, operatingStatus: x.operating_status })),
     })),
   };
-  return { lb, snapshot, listenerIds: new Set(listeners.map((l) => l.id as string)) };
+  const dual = listeners.filter((l) => l.also_udp);
+  return {
+    lb,
+    snapshot,
+    listenerIds: new Set(listeners.map((l) => l.id as string)),
+    udpTwins: new Map(dual.map((l) => [udpTwinId(l.id), l.id as string])),
+    udpTwinPools: new Set(dual.filter((l) => l.default_pool_id).map((l) => udpTwinId(l.default_pool_id))),
+  };
 }
 
 /** Writes the operating statuses that changed, the load balancer's last (its lock is already held). */

@@ -84,6 +84,10 @@ export interface ListenerRuleSpec {
   /** TCP, HTTP, HTTPS, TERMINATED_HTTPS, PROMETHEUS (all tcp), UDP or SCTP. */
   protocol: string;
   protocolPort: number;
+  /** Extension (additional_ports): every port interval served, protocol_port's included; absent: protocolPort alone. */
+  ports?: Array<{ from: number; to: number }>;
+  /** Extension (also_udp): a TCP listener that serves UDP on the same ports too. */
+  alsoUdp?: boolean;
   /** allowed_cidrs; empty: from anywhere. */
   allowedCidrs: string[];
 }
@@ -423,13 +427,18 @@ function wantedRules(req: VipSecurityGroupRequest): Map<string, RuleSpec> {
   const rules: RuleSpec[] = [];
   if (!req.vipSgIds?.length) {
     for (const l of req.listeners) {
-      const protocol = l.protocol === 'UDP' ? 'udp' : l.protocol === 'SCTP' ? 'sctp' : 'tcp';
-      const port = { protocol, port_range_min: l.protocolPort, port_range_max: l.protocolPort };
-      if (l.allowedCidrs.length === 0) {
-        for (const ethertype of ethertypes) rules.push({ ...port, ethertype, remote_ip_prefix: null });
-      } else {
-        for (const cidr of l.allowedCidrs) {
-          if (ethertypes.has(ethertypeOf(cidr))) rules.push({ ...port, ethertype: ethertypeOf(cidr), remote_ip_prefix: cidr });
+      const first = l.protocol === 'UDP' ? 'udp' : l.protocol === 'SCTP' ? 'sctp' : 'tcp';
+      const protocols = l.alsoUdp && first !== 'udp' ? [first, 'udp'] : [first];
+      for (const protocol of protocols) {
+        for (const range of l.ports ?? [{ from: l.protocolPort, to: l.protocolPort }]) {
+          const port = { protocol, port_range_min: range.from, port_range_max: range.to };
+          if (l.allowedCidrs.length === 0) {
+            for (const ethertype of ethertypes) rules.push({ ...port, ethertype, remote_ip_prefix: null });
+          } else {
+            for (const cidr of l.allowedCidrs) {
+              if (ethertypes.has(ethertypeOf(cidr))) rules.push({ ...port, ethertype: ethertypeOf(cidr), remote_ip_prefix: cidr });
+            }
+          }
         }
       }
     }

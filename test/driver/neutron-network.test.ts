@@ -221,6 +221,34 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
     expect((await port(vip.portId))!.security_groups.sort()).toEqual([sgId, userGroup!.id].sort()); // Neutron keeps no order
   });
 
+  it('opens every port and range of a listener, over TCP and UDP when it serves both (issue 7 extensions)', async () => {
+    const lbId = newLb();
+    const vip = await driver.allocateVip({ loadBalancerId: lbId, subnetId: subnetA, networkId, address: null });
+    const sgId = await driver.updateVipSecurityGroup({
+      loadBalancerId: lbId,
+      vipAddresses: [vip.address],
+      listeners: [
+        { protocol: 'TCP', protocolPort: 1935, ports: [{ from: 1935, to: 1935 }, { from: 554, to: 554 }, { from: 50000, to: 65535 }], alsoUdp: true, allowedCidrs: [] },
+        { protocol: 'TCP', protocolPort: 8080, ports: [{ from: 8080, to: 8080 }, { from: 8443, to: 8443 }], allowedCidrs: ['10.0.0.0/8'] },
+      ],
+      activeStandby: false,
+      vipPortId: vip.portId,
+    });
+    const group = await driver.findVipSecurityGroup(lbId);
+    expect(group?.id).toBe(sgId);
+    const rules = group!.security_group_rules
+      .filter((r) => r.direction === 'ingress')
+      .map((r) => `${r.ethertype} ${r.protocol} ${r.port_range_min}-${r.port_range_max} ${r.remote_ip_prefix ?? 'any'}`)
+      .sort();
+    expect(rules).toEqual(
+      [
+        'IPv4 tcp 1935-1935 any', 'IPv4 tcp 554-554 any', 'IPv4 tcp 50000-65535 any',
+        'IPv4 udp 1935-1935 any', 'IPv4 udp 554-554 any', 'IPv4 udp 50000-65535 any',
+        'IPv4 tcp 8080-8080 10.0.0.0/8', 'IPv4 tcp 8443-8443 10.0.0.0/8',
+      ].sort(),
+    );
+  });
+
   it("plugs an amphora's VRRP port with the VIP as allowed address pair, idempotently, and unplugs it", async () => {
     const lbId = newLb();
     const amphoraId = randomUUID();

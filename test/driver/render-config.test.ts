@@ -78,3 +78,62 @@ describe('renderAmphoraConfig', () => {
     expect(memberIds).toHaveLength(tree.members.length - 1);
   });
 });
+
+describe('renderAmphoraConfig: the appliance extensions (issue 7)', () => {
+  let extLb: string;
+  beforeAll(async () => {
+    const res = await api.client().raw('POST', '/v2/lbaas/loadbalancers', JSON.stringify({
+      loadbalancer: {
+        vip_subnet_id: '6c1f4a49-0e64-4e5f-a4a3-5a4d4cf6e8d1',
+        vip_address: '127.0.100.6',
+        listeners: [
+          { name: 'traffic', protocol: 'TCP', protocol_port: 1935, additional_ports: '554, 50000-65535', also_udp: true, default_pool: { name: 'traffic' } },
+          { name: 'db', protocol: 'TCP', protocol_port: 3306, default_pool: { name: 'db' } },
+          { name: 'dr', protocol: 'TCP', protocol_port: 8088, forwarding_method: 'DIRECT_ROUTING', default_pool: { name: 'dr' } },
+        ],
+        pools: [
+          {
+            name: 'traffic', protocol: 'TCP', lb_algorithm: 'ROUND_ROBIN', session_persistence: { type: 'SOURCE_IP' },
+            healthmonitor: { type: 'HTTPS', delay: 5, timeout: 3, max_retries: 2, url_path: '/admin/status', expected_body: 'Healthy' },
+            members: [{ address: '127.0.0.21', protocol_port: 1935, monitor_port: 8443 }, { address: '127.0.0.22', protocol_port: 1935 }],
+          },
+          { name: 'db', protocol: 'TCP', lb_algorithm: 'ROUND_ROBIN', session_persistence: { type: 'LAST_SUCCESSFUL' }, members: [{ address: '127.0.0.23', protocol_port: 3306 }] },
+          { name: 'dr', protocol: 'TCP', lb_algorithm: 'SOURCE_IP', members: [{ address: '127.0.0.24', protocol_port: 8088 }] },
+        ],
+      },
+    }), { 'Content-Type': 'application/json', 'X-Project-Id': 'p' });
+    expect(res.status).toBe(201);
+    extLb = res.body.loadbalancer.id;
+    await api.settle();
+  });
+
+  it('renders port lists, a TCP+UDP listener as a TCP listener and its UDP twin, LAST_SUCCESSFUL, expectedBody and the forwarding method', async () => {
+    const tree = (await loadTree(api.service.services.db, extLb))!;
+    const rendered = renderAmphoraConfig(tree, AMP, 3);
+    const config = parseAmphoraConfig(rendered);
+    const traffic = tree.listeners.find((l) => l.name === 'traffic')!;
+    const trafficPool = tree.pools.find((p) => p.name === 'traffic')!;
+    const tcp = config.listeners.find((l) => l.id === traffic.id)!;
+    const udp = config.listeners.find((l) => l.protocol === 'UDP')!;
+    expect(tcp).toMatchObject({ protocol: 'TCP', ports: [1935, 554, { from: 50000, to: 65535 }], forwarding: 'PROXY', defaultPoolId: trafficPool.id });
+    expect(udp.ports).toEqual(tcp.ports);
+    expect(udp.id).not.toBe(tcp.id);
+    expect(udp.defaultPoolId).not.toBe(trafficPool.id);
+    const udpPool = config.pools.find((p) => p.id === udp.defaultPoolId)!;
+    expect(udpPool.protocol).toBe('UDP');
+    expect(udpPool.sessionPersistence).toMatchObject({ type: 'SOURCE_IP' });
+    const tcpPool = config.pools.find((p) => p.id === trafficPool.id)!;
+    expect(udpPool.members.map((m) => [m.address, m.port, m.monitorPort])).toEqual(tcpPool.members.map((m) => [m.address, m.port, m.monitorPort]));
+    expect(udpPool.members.map((m) => m.id).filter((id) => tcpPool.members.some((t) => t.id === id))).toEqual([]);
+    expect(tcpPool.healthMonitor).toMatchObject({ type: 'HTTPS', urlPath: '/admin/status', expectedBody: 'Healthy' });
+    expect(udpPool.healthMonitor).toMatchObject({ type: 'HTTPS', urlPath: '/admin/status', expectedBody: 'Healthy' });
+    expect(udpPool.healthMonitor!.id).not.toBe(tcpPool.healthMonitor!.id);
+    expect(config.pools.find((p) => p.name === 'db')!.sessionPersistence).toEqual({ type: 'LAST_SUCCESSFUL' });
+    expect(config.listeners.find((l) => l.name === 'dr')!.forwarding).toBe('DIRECT_ROUTING');
+    // Every id unique across the document, and the same on every render.
+    const ids = [...config.listeners.map((l) => l.id), ...config.pools.flatMap((p) => [p.id, ...p.members.map((m) => m.id), ...(p.healthMonitor ? [p.healthMonitor.id] : [])])];
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(renderAmphoraConfig(tree, AMP, 3)).toEqual(rendered);
+
+  });
+});

@@ -1,8 +1,8 @@
 #!/usr/bin/env -S npx tsx
 // The argonaut command: `argonaut api` runs the API service (with its controller worker),
 // `argonaut migrate` applies database migrations, `argonaut cert` manages the local certificate
-// manager's store, `argonaut preset` lists, shows and applies presets through the API. Every option
-// is in the config file.
+// manager's store, `argonaut preset` lists, shows and applies presets through the API, `argonaut
+// realserver` prints a direct-routing member's set-up. Every option is in the config file.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, type ArgonautConfig } from '../common/config.ts';
 import { Database, ensureMysqlDatabase } from '../common/db/database.ts';
@@ -17,6 +17,8 @@ Commands:
             (argonaut cert --help).
   preset    List, show and apply ready-made load balancer designs through the API
             (argonaut preset --help).
+  realserver  Print what a member of a DIRECT_ROUTING listener must run ("solving the ARP
+            problem"; argonaut realserver --help).
 
 Options:
   -c, --config FILE   YAML configuration (default: $ARGONAUT_CONFIG, else built-in defaults:
@@ -88,6 +90,10 @@ async function main(): Promise<number> {
   const at = commandIndex(argv);
   if (at >= 0 && argv[at] === 'cert') return certCommand([...argv.slice(0, at), ...argv.slice(at + 1)]);
   if (at >= 0 && argv[at] === 'preset') return presetCommand([...argv.slice(0, at), ...argv.slice(at + 1)]);
+  if (at >= 0 && argv[at] === 'realserver') {
+    const { runRealServerCli } = await import('../amphora/dataplane/directrouting/realserver-cli.ts');
+    return runRealServerCli(argv.slice(at + 1), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+  }
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },

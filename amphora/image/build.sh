@@ -68,6 +68,14 @@ done
 START=$SECONDS
 function step { printf '[image %4ds] %s\n' $((SECONDS - START)) "$*"; }
 function die { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+# remove_tree <dir>: a failed debootstrap may leave /proc or /sys mounted inside: unmount first.
+function remove_tree {
+    local mnt
+    awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+        umount -l "$mnt"
+    done
+    rm -rf --one-file-system "$1"
+}
 
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot, file ownership in the image)"
 # need <command> <Debian package>
@@ -99,7 +107,7 @@ else
     need debootstrap debootstrap
     step "Debian $SUITE base: debootstrap from $MIRROR (a few minutes)"
     base=$(mktemp -d "$CACHE/base.XXXXXX")
-    trap 'rm -rf "$base"' EXIT
+    trap 'remove_tree "$base"' EXIT
     include=$(IFS=,; echo "${PACKAGES[*]}")
     debootstrap --variant=minbase --include="$include" "$SUITE" "$base/root" "$MIRROR" > "$base/debootstrap.log" 2>&1 ||
         { tail -n 30 "$base/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
@@ -111,8 +119,9 @@ else
     rm -rf "$base/root/var/cache/apt/archives/"*.deb "$base/root/var/lib/apt/lists/"*
     tar -C "$base/root" --numeric-owner --xattrs -cf "$BASE_TAR.tmp" .
     mv "$BASE_TAR.tmp" "$BASE_TAR"
-    rm -rf "$base"
+    remove_tree "$base"
     trap - EXIT
+    find "$CACHE" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "${BASE_TAR##*/}" -print -delete | sed 's/^/  removed the outdated /'
     step "Debian $SUITE base: cached as $BASE_TAR ($(du -h "$BASE_TAR" | cut -f1))"
 fi
 
@@ -131,6 +140,7 @@ else
     (cd "$MODULES.tmp" && "$NPM" ci --omit=dev --ignore-scripts --no-audit --no-fund --cache "$CACHE/npm" >npm.log 2>&1) ||
         { tail -n 30 "$MODULES.tmp/npm.log" >&2; die "npm ci failed (log above)"; }
     rm -rf "$MODULES" && mv "$MODULES.tmp" "$MODULES"
+    find "$CACHE" -maxdepth 1 -name 'node_modules-*' ! -name "${MODULES##*/}" -print -exec rm -rf {} + | sed 's/^/  removed the outdated /'
     step "node_modules: cached ($(du -sh "$MODULES/node_modules" | cut -f1))"
 fi
 
@@ -193,6 +203,14 @@ chroot "$R" passwd --lock root >/dev/null
 for unit in getty@.service serial-getty@.service console-getty.service; do
     ln -sf /dev/null "$R/etc/systemd/system/$unit"
 done
+# An appliance: no apt or maintenance timers; the first boot skips the "/usr was updated" jobs
+# (ldconfig, journal catalog), done here.
+for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer; do
+    ln -sf /dev/null "$R/etc/systemd/system/$unit"
+done
+chroot "$R" ldconfig
+chroot "$R" journalctl --update-catalog
+touch "$R/etc/.updated" "$R/var/.updated"
 # Journald: keep logs in memory (an amphora is disposable) and copy them to the console.
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=64M\n' > "$R/etc/systemd/journald.conf.d/amphora.conf"

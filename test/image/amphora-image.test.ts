@@ -10,7 +10,7 @@
 // syslinux-common, mtools, dosfstools, fdisk. The build is reused while its inputs are unchanged
 // (amphora/image/build.sh --help: ARGONAUT_IMAGE_OUT, ARGONAUT_IMAGE_CACHE).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -54,6 +54,12 @@ function events(consoleText: string): LogEvent[] {
     }
   }
   return found;
+}
+
+/** CPU time qemu used so far (ms): what the boot costs on an idle machine, whatever the load here. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
 }
 
 /** Sends QMP commands (after the capabilities handshake) to qemu's socket. */
@@ -167,6 +173,7 @@ describe.skipIf(!ENABLED)('amphora image', () => {
 
       const starting = await onConsole('the agent starting', (e) => e.find((x) => x.msg === 'amphora agent starting'));
       timings.agentStartingMs = Date.now() - bootStarted;
+      timings.qemuCpuMsAtAgentStart = cpuMs(qemu.pid!);
       expect(starting.name).toBe('argonaut-amphora');
       expect(starting.amphoraId).toBe(AMPHORA_ID);
 

@@ -211,7 +211,7 @@ done
 chroot "$R" ldconfig
 chroot "$R" journalctl --update-catalog
 touch "$R/etc/.updated" "$R/var/.updated"
-# Journald: keep logs in memory (an amphora is disposable) and copy them to the console.
+# Journald: keep logs in memory (an amphora is disposable); the services copy theirs to the console.
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=64M\n' > "$R/etc/systemd/journald.conf.d/amphora.conf"
 

@@ -188,23 +188,30 @@ function init_argonaut {
 
 # --- stack extra ---------------------------------------------------------------------------------
 
-# OFF by default (ARGONAUT_AMPHORA_IMAGE): the provider does not boot amphorae yet, and there is
-# no image build yet, so only an image published somewhere (ARGONAUT_AMPHORA_IMAGE_URL) is used.
+# OFF by default (ARGONAUT_AMPHORA_IMAGE): the provider does not boot amphorae through Nova yet.
+# With ARGONAUT_AMPHORA_IMAGE_URL the image published there is fetched; without it, the image is
+# built here by amphora/image/build.sh (debootstrap, as root; minutes, then cached).
 function argonaut_amphora_image {
-    if [[ -z $ARGONAUT_AMPHORA_IMAGE_URL ]]; then
-        die $LINENO "ARGONAUT_AMPHORA_IMAGE=True needs ARGONAUT_AMPHORA_IMAGE_URL: Argonaut cannot build an amphora image yet"
-    fi
     is_service_enabled glance || die $LINENO "ARGONAUT_AMPHORA_IMAGE=True needs glance"
-    if [[ ! -s $ARGONAUT_AMPHORA_IMAGE_FILE ]]; then
+    local file=$ARGONAUT_AMPHORA_IMAGE_FILE
+    if [[ -z $ARGONAUT_AMPHORA_IMAGE_URL ]]; then
+        echo_summary "Building the Argonaut amphora image"
+        # shellcheck disable=SC2086  # a list of package names
+        install_package $ARGONAUT_AMPHORA_IMAGE_BUILD_PACKAGES
+        sudo "$ARGONAUT_DIR/amphora/image/build.sh" --out "$ARGONAUT_AMPHORA_IMAGE_BUILD_DIR" \
+            --cache "$ARGONAUT_AMPHORA_IMAGE_BUILD_DIR/cache" --format qcow2 \
+            || die $LINENO "cannot build the amphora image (amphora/image/build.sh)"
+        file=$ARGONAUT_AMPHORA_IMAGE_BUILD_DIR/argonaut-amphora.qcow2
+    elif [[ ! -s $file ]]; then
         if [[ $ARGONAUT_AMPHORA_IMAGE_URL == file://* ]]; then
-            cp "${ARGONAUT_AMPHORA_IMAGE_URL#file://}" "$ARGONAUT_AMPHORA_IMAGE_FILE"
+            cp "${ARGONAUT_AMPHORA_IMAGE_URL#file://}" "$file"
         else
-            curl -fsSL --retry 3 -o "$ARGONAUT_AMPHORA_IMAGE_FILE" "$ARGONAUT_AMPHORA_IMAGE_URL"
+            curl -fsSL --retry 3 -o "$file" "$ARGONAUT_AMPHORA_IMAGE_URL"
         fi || die $LINENO "cannot fetch $ARGONAUT_AMPHORA_IMAGE_URL"
     fi
     openstack --os-cloud devstack-admin image create "$ARGONAUT_AMPHORA_IMAGE_NAME" \
         --disk-format qcow2 --container-format bare --private \
-        --tag "$ARGONAUT_AMPHORA_IMAGE_TAG" --file "$ARGONAUT_AMPHORA_IMAGE_FILE" \
+        --tag "$ARGONAUT_AMPHORA_IMAGE_TAG" --file "$file" \
         || die $LINENO "cannot upload the amphora image"
     openstack --os-cloud devstack-admin flavor show "$ARGONAUT_AMPHORA_FLAVOR" >/dev/null 2>&1 ||
         openstack --os-cloud devstack-admin flavor create "$ARGONAUT_AMPHORA_FLAVOR" \
@@ -292,6 +299,8 @@ function cleanup_argonaut {
             || die $LINENO "cannot drop database $ARGONAUT_DB_NAME on $MYSQL_HOST"
     fi
     sudo rm -rf "$ARGONAUT_CONF_DIR"
+    # The image build runs as root: its output and caches are root's.
+    sudo rm -rf "$ARGONAUT_AMPHORA_IMAGE_BUILD_DIR"
     rm -rf "$ARGONAUT_DATA_DIR"
     # Installed by `npm ci` in stack install; the checkout itself stays.
     rm -rf "$ARGONAUT_DIR/node_modules"

@@ -1,7 +1,8 @@
 // What a Nova amphora gets at boot: its agent settings file (amphora id, key, how to reach RabbitMQ),
 // written by cloud-init from the user data (#cloud-config write_files, mode 0600). The server is
 // booted with a config drive, so the user data reaches it without a metadata service on the
-// management network. The image must have cloud-init, and start the agent with
+// management network. The image must write the files (cloud-init, or in Argonaut's own image,
+// amphora/image/, the argonaut-amphora-config-drive service) and start the agent with
 // `argonaut-amphora --config <settingsPath>` once the file is there.
 //
 // The key travels in the user data, as Octavia's amphora certificates travel in its config drive:

@@ -13,7 +13,7 @@ import { transportOptionsSchema } from '../../common/transport/transport.ts';
 const ROOT = resolve(import.meta.dirname, '../..');
 const SHELL_FILES = ['devstack/plugin.sh', 'devstack/settings', 'test/devstack/harness.sh'];
 // The harness's check count: change it together with the harness.
-const HARNESS_CHECKS = 56;
+const HARNESS_CHECKS = 62;
 
 function findShellcheck(): string | null {
   const r = spawnSync('sh', ['-c', 'command -v shellcheck'], { encoding: 'utf8' });

@@ -176,9 +176,14 @@ function devstack_globals {
     DISABLED_SERVICES=
     HARNESS_NODE_VERSION=v20.19.1
     HARNESS_EXISTING=
-    # the checkout enable_plugin makes: only its bin/argonaut.ts matters here
-    mkdir -p "$DEST/argonaut/bin" "$DATA_DIR"
+    # the checkout enable_plugin makes: only its bin/argonaut.ts and the image build matter here
+    mkdir -p "$DEST/argonaut/bin" "$DEST/argonaut/amphora/image" "$DATA_DIR"
     [[ -e $DEST/argonaut/bin/argonaut.ts ]] || cp "$ROOT/bin/argonaut.ts" "$DEST/argonaut/bin/argonaut.ts"
+    # a fake amphora/image/build.sh: records its arguments, writes OUT/argonaut-amphora.qcow2
+    # shellcheck disable=SC2016  # $* and $2 are the fake's own, at its run time
+    printf '#!/bin/bash\nprintf "%%s\\n" "build.sh $*" >> "$CALLS"\nmkdir -p "$2" && echo qcow2 > "$2/argonaut-amphora.qcow2"\n' \
+        > "$DEST/argonaut/amphora/image/build.sh"
+    chmod +x "$DEST/argonaut/amphora/image/build.sh"
 }
 
 # run_phase <scenario-setup-function> <mode> [phase]: sources settings and plugin.sh as devstack
@@ -345,6 +350,7 @@ loadbalancer_topology = SINGLE"
     check_eq "clean calls" "$(
         call echo_summary "Cleaning up Argonaut"
         call sudo rm -rf "$confdir"
+        call sudo rm -rf "$data/image"
     )" "$(calls)"
     check_absent "clean removes the config dir" "$confdir"
     check_absent "clean removes the data dir" "$data"
@@ -433,6 +439,37 @@ function scenario_optional_steps_on {
     )" "$(calls)"
 }
 
+function scenario_image_build {
+    # no ARGONAUT_AMPHORA_IMAGE_URL: amphora/image/build.sh builds the image, which is uploaded
+    function build_image { ARGONAUT_AMPHORA_IMAGE=True; }
+    local dir=$WORK/opt/stack/argonaut out=$WORK/opt/stack/data/argonaut/image
+    local os=(openstack --os-cloud devstack-admin)
+    run_phase build_image stack extra
+    check_eq "stack extra (image built) exits 0" 0 "$STATUS"
+    check_eq "stack extra (image built) calls" "$(
+        call echo_summary "Uploading the Argonaut amphora image"
+        call echo_summary "Building the Argonaut amphora image"
+        call install_package debootstrap debian-archive-keyring qemu-utils syslinux syslinux-common mtools dosfstools fdisk e2fsprogs
+        call sudo "$dir/amphora/image/build.sh" --out "$out" --cache "$out/cache" --format qcow2
+        printf '%s\n' "build.sh --out $out --cache $out/cache --format qcow2"
+        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --tag amphora --file "$out/argonaut-amphora.qcow2"
+        call "${os[@]}" flavor show argonaut-amphora
+        call "${os[@]}" flavor create argonaut-amphora --ram 1024 --disk 3 --vcpus 1 --private --project service
+        call echo_summary "Starting Argonaut"
+        call run_process argonaut-api "$dir/node_modules/.bin/tsx $dir/bin/argonaut.ts api --config /etc/argonaut/argonaut.yaml"
+        call wait_for_service 60 http://10.0.0.5:9876/
+    )" "$(calls)"
+    check "the build's image is what is uploaded" test -s "$out/argonaut-amphora.qcow2"
+    rm -rf "$WORK/opt/stack/data/argonaut"
+
+    # a failed build stops stack.sh before anything is uploaded
+    function failing_build { ARGONAUT_AMPHORA_IMAGE=True; ARGONAUT_AMPHORA_IMAGE_BUILD_DIR=/dev/null/nowhere; }
+    run_phase failing_build stack extra
+    check_eq "failed image build: stack extra fails" 1 "$STATUS"
+    check "failed image build: dies saying so" grep -qxF "$(call die LINE "cannot build the amphora image (amphora/image/build.sh)")" "$CALLS"
+    check_not "failed image build: nothing uploaded" grep -q "image create" "$CALLS"
+}
+
 function scenario_refusals {
     # a service switched on before it exists: a clear die, nothing started
     function controller_without_cmd { ARGONAUT_ENABLE_CONTROLLER=True; }
@@ -445,12 +482,12 @@ function scenario_refusals {
     )" "$(calls)"
     check_not "the controller must not be started" grep -q "^run_process argonaut-controller" "$CALLS"
 
-    function image_without_url { ARGONAUT_AMPHORA_IMAGE=True; }
-    run_phase image_without_url stack extra
-    check_eq "image without URL: stack extra fails" 1 "$STATUS"
-    check_eq "image without URL: calls" "$(
+    function image_without_glance { ARGONAUT_AMPHORA_IMAGE=True; ENABLED_SERVICES=key,mysql,rabbit; }
+    run_phase image_without_glance stack extra
+    check_eq "image without glance: stack extra fails" 1 "$STATUS"
+    check_eq "image without glance: calls" "$(
         call echo_summary "Uploading the Argonaut amphora image"
-        call die LINE "ARGONAUT_AMPHORA_IMAGE=True needs ARGONAUT_AMPHORA_IMAGE_URL: Argonaut cannot build an amphora image yet"
+        call die LINE "ARGONAUT_AMPHORA_IMAGE=True needs glance"
     )" "$(calls)"
 
     function postgres { DATABASE_TYPE=postgresql; }
@@ -496,6 +533,7 @@ check_settings
 scenario_full_cycle
 scenario_tempest_owner_or_admin
 scenario_optional_steps_on
+scenario_image_build
 scenario_refusals
 
 echo "harness: $PASSED checks passed, $FAILED failed"

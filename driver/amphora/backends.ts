@@ -52,7 +52,7 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   }
   let certificates: Promise<CertificateManager | null> | undefined;
   const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs, masterKey, () =>
-    (certificates ??= createCertificateManager(config, db, log)),
+    (certificates ??= createCertificateManager(config, db, log)), config.vrrp,
   );
   const compute = createComputeDriver(config, db, log, broker);
   if (compute instanceof NetnsComputeDriver) await localNetworkDriver(config, db).ensureBridge(config.localNetwork.bridge);

@@ -6,7 +6,7 @@ import type { Logger } from '../../common/logging.ts';
 import type { Heartbeat } from '../../common/messages.ts';
 import type { MessageMeta } from '../../common/transport/transport.ts';
 import { KeyedQueue } from '../controller/keyed-queue.ts';
-import { addListenerStatistics, loadLoadBalancer, LockBusyError, refreshHealth, wholeSeconds, writeStatusChanges } from './heartbeat-db.ts';
+import { addListenerStatistics, loadLoadBalancer, LockBusyError, recordVipHolder, refreshHealth, wholeSeconds, writeStatusChanges } from './heartbeat-db.ts';
 import { statusChanges, type StatusChanges } from './heartbeat-status.ts';
 import { claimForFailover, dropHealth, findExpired, releaseClaim } from './stale-amphorae.ts';
 
@@ -14,7 +14,7 @@ import { claimForFailover, dropHealth, findExpired, releaseClaim } from './stale
 const LOCK_ATTEMPTS = 6;
 const LOCK_RETRY_MS = 20;
 
-type Amphora = { status: string; load_balancer_id: string | null } | null;
+type Amphora = { status: string; load_balancer_id: string | null; vip_holder?: boolean | number | null } | null;
 
 type HeartbeatOutcome =
   | { ignored: string }
@@ -301,6 +301,7 @@ export class HealthManager {
       const changes = statusChanges(state.snapshot, h);
       await writeStatusChanges(this.db, lbId, changes, at, t);
       if (changes.refreshHealth) await refreshHealth(this.db, h.id, at, t);
+      if (h.vrrp && (amp!.vip_holder == null || Boolean(amp!.vip_holder) !== h.vrrp.holdsVip)) await recordVipHolder(this.db, h.id, h.vrrp.holdsVip, t);
       return { changes, loadBalancerId: lbId, expected: state.snapshot.listeners.filter((l) => l.enabled).length };
     });
   }

@@ -9,7 +9,8 @@ const MISSING = '3f0cbd52-1d36-4d31-9a3e-2d5e0c3c1a77';
 const AMPHORA_KEYS = [
   'cached_zone', 'cert_busy', 'cert_expiration', 'compute_flavor', 'compute_id', 'created_at', 'ha_ip', 'ha_port_id', 'id', 'image_id',
   'lb_network_ip', 'loadbalancer_id', 'role', 'status', 'updated_at', 'vrrp_id', 'vrrp_interface', 'vrrp_ip', 'vrrp_port_id', 'vrrp_priority',
-];
+  'vip_holder', // extension: null until the amphora's heartbeat reports its election
+].sort();
 const A = '/v2/octavia/amphorae';
 
 let api: TestApi;
@@ -62,7 +63,7 @@ describe('list and show', () => {
     expect(amps).toHaveLength(1);
     const amp = amps[0];
     expect(Object.keys(amp).sort()).toEqual(AMPHORA_KEYS);
-    expect(amp).toMatchObject({ loadbalancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', cert_busy: false, ha_ip: lb.vip_address });
+    expect(amp).toMatchObject({ loadbalancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', cert_busy: false, ha_ip: lb.vip_address, vip_holder: null });
     expect(amp.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/);
     const shown = await admin.get(`${A}/${amp.id}`);
     expect(shown.status).toBe(200);

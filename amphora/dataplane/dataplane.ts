@@ -1,5 +1,6 @@
 import { AmphoraConfigError, safeParseAmphoraConfig, type AmphoraConfig } from '../../common/amphora-config/index.ts';
 import type { ConfigDiff } from './config/diff.ts';
+import type { StickListener } from './balancer/backend.ts';
 import { Engine } from './engine.ts';
 import { HealthSupervisor } from './health/supervisor.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -14,6 +15,14 @@ export interface DataPlane {
   readonly config: AmphoraConfig | null;
   /** Stops accepting, drains connections for up to `graceMs`, then closes everything. */
   stop(graceMs: number): Promise<void>;
+  /**
+   * Persistence entries the data plane learns (SOURCE_IP and APP_COOKIE stickiness, the
+   * LAST_SUCCESSFUL member under key `current`, '' when it failed), in every worker: the agent shares
+   * them with the other amphora of an ACTIVE_STANDBY pair.
+   */
+  onPersistenceLearned(listener: StickListener): void;
+  /** Entries learned elsewhere (the peer amphora): applied in every worker, as if learned here. */
+  importPersistence(poolId: string, key: string, serverId: string): void;
 }
 
 /** Validation shared by every data plane: schema, semantics, and the controller's version order. */
@@ -41,6 +50,7 @@ export class LocalDataPlane implements DataPlane {
   readonly engine: Engine;
   private readonly health: HealthSupervisor;
   private readonly log: Logger;
+  private readonly learnListeners: StickListener[] = [];
 
   constructor(options: LocalDataPlaneOptions = {}) {
     this.log = options.log ?? createLogger();
@@ -49,6 +59,9 @@ export class LocalDataPlane implements DataPlane {
       workers: 1,
       serveUdp: true,
       exclusiveUdp: false,
+      onStick: (poolId, key, serverId) => {
+        for (const listener of this.learnListeners) listener(poolId, key, serverId);
+      },
       metrics: async () => renderPrometheus(this.engine.snapshot()),
     });
     this.health = new HealthSupervisor((r) => this.engine.setHealth(r.poolId, r.memberId, r.healthy, r.label), this.log);
@@ -69,6 +82,14 @@ export class LocalDataPlane implements DataPlane {
 
   async snapshot(): Promise<DataPlaneSnapshot> {
     return this.engine.snapshot();
+  }
+
+  onPersistenceLearned(listener: StickListener): void {
+    this.learnListeners.push(listener);
+  }
+
+  importPersistence(poolId: string, key: string, serverId: string): void {
+    this.engine.importStick(poolId, key, serverId);
   }
 
   async stop(graceMs: number): Promise<void> {

@@ -1,7 +1,8 @@
 // Persistence sharing between the two amphorae of an ACTIVE_STANDBY pair (extension): the MASTER
-// streams its data plane's persistence entries to the BACKUP over TCP, so that sticky clients keep
+// streams the persistence entries its data plane learns to the BACKUP over TCP, so that sticky clients keep
 // their member when the BACKUP takes the VIP. Every amphora runs a receiver on its own address
-// (vrrp.address:vrrp.syncPort); the one holding the VIP runs a sender towards each peer.
+// (vrrp.address:vrrp.syncPort) and a sender towards each peer: entries are learned only where the
+// traffic goes (the VIP holder), and a peer that (re)connects first gets the sender's whole journal.
 //
 // Wire format (newline-delimited JSON, UTF-8):
 //   receiver -> sender, once on connect:  {"hello":"argonaut-persistence-sync/1","nonce":"<32 hex>"}
@@ -150,8 +151,13 @@ export class SyncSender {
   private retryTimer: NodeJS.Timeout | null = null;
   private running = false;
   sent = 0;
+  /** Resolves once a journal was sent on a connection (the first time). */
+  readonly dumped: Promise<void>;
+  private markDumped: () => void = () => {};
 
-  constructor(private readonly opts: SenderOptions) {}
+  constructor(private readonly opts: SenderOptions) {
+    this.dumped = new Promise((resolve) => (this.markDumped = resolve));
+  }
 
   start(): void {
     if (this.running) return;
@@ -211,6 +217,7 @@ export class SyncSender {
         for (let i = 0; i < dump.length; i += ENTRIES_PER_LINE) this.write(dump.slice(i, i + ENTRIES_PER_LINE));
         if (dump.length === 0) this.write([]);
         log.info({ peer, entries: dump.length }, 'persistence sync: connected; journal sent');
+        this.markDumped();
       },
       () => socket.destroy(),
     );

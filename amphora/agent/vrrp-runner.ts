@@ -3,8 +3,9 @@
 // configuration changes its settings (or reconfigures it in place when the election offers that),
 // stops it when a configuration drops the section and when the agent stops (the VIP released, the
 // peer told). It feeds the election the data plane's health, reports its state for the heartbeats,
-// and shares the data plane's persistence entries with the peer while this amphora holds the VIP.
+// and shares the data plane's persistence entries with the peer (persistence-sync.ts).
 import { networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AmphoraConfig, Vrrp } from '../../common/amphora-config/index.ts';
 import type { Logger } from '../../common/logging.ts';
 import type { VrrpReport } from '../../common/messages.ts';
@@ -52,6 +53,9 @@ export interface VrrpRunnerOptions {
   /** The election's state changed (a heartbeat should go out now). */
   onChange(): void;
 }
+
+/** How long a restart of an election holding the VIP waits for the peers to get the persistence journal. */
+const RESTART_SYNC_WAIT_MS = 2000;
 
 const STATES = new Set<VrrpReport['state']>(['INIT', 'BACKUP', 'MASTER', 'FAULT', 'STOPPED']);
 
@@ -133,6 +137,11 @@ export class VrrpRunner {
       this.onStateChange();
       return;
     }
+    if (this.election?.status().holdsVip) {
+      // Restarting releases the VIP, which the peer (maybe just booted) then takes: give it the
+      // persistence journal first (bounded wait; the VIP moves regardless).
+      await Promise.race([Promise.all(this.senders.map((s) => s.dumped)), sleep(RESTART_SYNC_WAIT_MS)]);
+    }
     await this.stopElection('its settings changed');
     await this.startElection(settings);
   }
@@ -177,11 +186,7 @@ export class VrrpRunner {
     this.onStateChange();
   }
 
-  /** While this amphora holds the VIP it sends its persistence entries to every peer. */
   private onStateChange(): void {
-    const holds = this.election?.status().holdsVip ?? false;
-    if (holds) for (const sender of this.senders) sender.start();
-    else for (const sender of this.senders) sender.stop();
     this.opts.onChange();
   }
 
@@ -213,7 +218,9 @@ export class VrrpRunner {
       (peer) => new SyncSender({ peer, port: section.syncPort, localAddress: section.address, key: authKey, log: this.log, dump: () => this.journal.entries() }),
     );
     this.syncKey = key;
-    if (this.election?.status().holdsVip) for (const sender of this.senders) sender.start();
+    // Whatever the election's state: a new peer gets the whole journal as soon as it listens, so that
+    // it can take the VIP with it even if that happens before this amphora's election settles.
+    for (const sender of this.senders) sender.start();
   }
 
   private async stopSync(): Promise<void> {

@@ -142,6 +142,20 @@ export const configSchema = z
         gateway: z.string().nullable().default(null).describe("The host bridge's address (null: the subnet's first address)."),
         bridge: z.string().max(15).default('argo-br').describe('Host bridge the amphora namespaces are plugged into (created at start).'),
         prefix: z.string().regex(/^[a-z0-9]{2,6}$/).default('argo').describe('Prefix of every namespace and interface the netns driver creates.'),
+        floatingNetwork: z
+          .object({
+            cidr: z.string().describe('The external network, made at start: a bridge <prefix>-xbr in namespace <prefix>-ext.'),
+            routerAddress: z.string().nullable().default(null).describe("The router's address on it (null: its first address)."),
+            routerInternalAddress: z.string().describe("The router's address on the VIP subnet (namespace <prefix>-router): outside the VIP range, not a management address in use."),
+            associations: z
+              .array(z.object({ floatingIp: z.string(), vipAddress: z.string() }).strict())
+              .default([])
+              .describe('Floating IPs of the external network DNATed to VIPs (as Neutron L3 floating IPs), set up at start.'),
+          })
+          .strict()
+          .nullable()
+          .default(null)
+          .describe('Floating IPs with the local network driver (root): an external network and a router namespace; null: none.'),
       })
       .prefault({}),
     neutron: z

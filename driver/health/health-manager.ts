@@ -300,7 +300,9 @@ export class HealthManager {
       if (stale) return { stale: true };
       const changes = statusChanges(state.snapshot, h);
       await writeStatusChanges(this.db, lbId, changes, at, t);
-      if (changes.refreshHealth) await refreshHealth(this.db, h.id, at, t);
+      // An amphora whose election is in FAULT (its VIP interface or data plane failed) cannot take
+      // the VIP: it is not refreshed, so that it goes stale and is failed over like a silent one.
+      if (changes.refreshHealth && h.vrrp?.state !== 'FAULT') await refreshHealth(this.db, h.id, at, t);
       if (h.vrrp && (amp!.vip_holder == null || Boolean(amp!.vip_holder) !== h.vrrp.holdsVip)) await recordVipHolder(this.db, h.id, h.vrrp.holdsVip, t);
       return { changes, loadBalancerId: lbId, expected: state.snapshot.listeners.filter((l) => l.enabled).length };
     });

@@ -148,6 +148,13 @@ describe('heartbeats', () => {
     expect(await shown()).toBe(true);
     await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'BACKUP', holdsVip: false } }, meta());
     expect(await shown()).toBe(false);
+    // An election in FAULT keeps the amphora from being refreshed: it goes stale and is failed over.
+    const before = await health(t.amphoraId);
+    clock += 2000;
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'FAULT', holdsVip: false } }, meta());
+    expect(await health(t.amphoraId)).toEqual(before);
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'BACKUP', holdsVip: false } }, meta());
+    expect(await health(t.amphoraId)).toEqual({ lastUpdate: secondOf(clock), busy: false });
     // A stale heartbeat says nothing about now.
     await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'MASTER', holdsVip: true } }, meta(clock - TIMEOUT));
     expect(await shown()).toBe(false);

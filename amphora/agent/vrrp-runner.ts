@@ -112,6 +112,7 @@ export class VrrpRunner {
   private async updateNow(config: AmphoraConfig | null): Promise<void> {
     if (this.stopped) return;
     const section = config?.vrrp ?? null;
+    this.log.debug({ configVersion: config?.configVersion ?? null, vrrp: section !== null }, 'vrrp: following the running configuration');
     if (!section) {
       this.section = null;
       await this.stopElection('the configuration has no vrrp section');

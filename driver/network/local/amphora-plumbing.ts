@@ -159,13 +159,15 @@ export class AmphoraNetwork {
 
   /** The lowest management address neither configured in one of our namespaces nor being configured. */
   private async reserveManagementAddress(): Promise<string> {
-    const used = new Set(this.pending);
+    const used = new Set<string>();
     for (const ns of (await listNamespaces()).filter((n) => hasPrefix(this.opts.prefix, n))) {
       for (const cidr of await addressesIn(ns)) used.add(cidr.split('/')[0]!);
     }
+    // `pending` is read after the scan, with no await before the pick: two plugs at once (a boot and
+    // a spare top-up) never pick the same address.
     for (let a = this.first; a <= this.last; a++) {
       const address = formatIp(4, a);
-      if (!used.has(address)) {
+      if (!used.has(address) && !this.pending.has(address)) {
         this.pending.add(address);
         return address;
       }

@@ -173,6 +173,28 @@ describe('failover', () => {
     expect((await admin.put(`${A}/${old.id}/failover`)).status).toBe(404);
   });
 
+  it('ACTIVE_STANDBY: failing the MASTER over promotes the BACKUP (which took the VIP) and the replacement joins as BACKUP', async () => {
+    const fp = await admin.post('/v2/lbaas/flavorprofiles', {
+      flavorprofile: { name: 'ha-failover', provider_name: 'amphora', flavor_data: '{"loadbalancer_topology": "ACTIVE_STANDBY"}' },
+    });
+    const flavor = await admin.post('/v2/lbaas/flavors', { flavor: { name: 'ha-failover', flavor_profile_id: fp.body.flavorprofile.id } });
+    const ha = await createLb(owner, { flavor_id: flavor.body.flavor.id });
+    const before = await amphoraeOf(ha.id);
+    const master = before.find((a) => a.role === 'MASTER');
+    const backup = before.find((a) => a.role === 'BACKUP');
+    expect((await admin.put(`${A}/${master.id}/failover`)).status).toBe(202);
+    await api.settle();
+    const after = await amphoraeOf(ha.id);
+    const pairs = after.map((a: { id: string; role: string; vrrp_priority: number }) => [a.id === backup.id ? 'old backup' : a.id === master.id ? 'old master' : 'new', a.role, a.vrrp_priority]);
+    expect(pairs.sort()).toEqual([['new', 'BACKUP', 90], ['old backup', 'MASTER', 100]]);
+    // Failing the BACKUP over replaces it as BACKUP; the MASTER stays.
+    const replacement = after.find((a) => a.role === 'BACKUP');
+    expect((await admin.put(`${A}/${replacement.id}/failover`)).status).toBe(202);
+    await api.settle();
+    const last = await amphoraeOf(ha.id);
+    expect(last.map((a: { id: string; role: string }) => [a.id === backup.id ? 'old backup' : 'new', a.role]).sort()).toEqual([['new', 'BACKUP'], ['old backup', 'MASTER']]);
+  });
+
   it('is admin only and leaves the load balancer ACTIVE when refused', async () => {
     const lb = await createLb(owner);
     const [amp] = await amphoraeOf(lb.id);

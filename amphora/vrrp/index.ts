@@ -125,7 +125,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
   const config = VrrpConfigSchema.parse(input);
   const log = (options.log ?? createLogger('vrrp')).child({ component: 'vrrp', routerId: config.routerId, localAddress: config.localAddress });
   const vips = new IpVips(config.interface, config.vips, log);
-  await vips.prepare();
+  await vips.prepare(Math.min(1000, config.advertIntervalMs));
   const transport = new UdpTransport(
     {
       localAddress: config.localAddress,

@@ -404,3 +404,15 @@ export async function setInterface(node: Node, up: boolean): Promise<void> {
 export async function setLink(t: Topology, node: Node, connected: boolean): Promise<void> {
   await ip(['link', 'set', node.hostVeth, ...(connected ? ['master', t.bridge] : ['nomaster'])]);
 }
+
+/** The election's state changes and VIP events from its JSON log, one short line each (for failure reports). */
+export function electionEvents(p: Proc): string {
+  return p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { time: number; localAddress?: string; msg: string; reason?: string; err?: unknown })
+    .filter((j) => /->|VIPs|guardian|advert|cannot/.test(j.msg))
+    .map((j) => `${new Date(j.time).toISOString().slice(17, 23)} ${j.localAddress ?? ''} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? ` ${JSON.stringify(j.err)}` : ''}`)
+    .join('\n');
+}

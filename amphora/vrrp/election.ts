@@ -72,6 +72,8 @@ export interface ElectionOptions {
   preempt: boolean;
   /** Adverts missed before a BACKUP takes over (VRRP: 3). */
   deadIntervals: number;
+  /** How many peers are configured: with one, a resigning MASTER is replaced without the skew wait. */
+  peerCount: number;
 }
 
 /**
@@ -170,7 +172,9 @@ export class Election extends EventEmitter<ElectionEvents> {
     switch (this.current) {
       case 'BACKUP':
         if (advert.priority === 0) {
-          this.armMasterDown(skewMs(this.opts.priority, this.masterIntervalMs), `peer ${advert.sender} resigned`);
+          // The skew orders several BACKUPs; the only peer resigning leaves no one to wait for.
+          const wait = this.opts.peerCount > 1 ? skewMs(this.opts.priority, this.masterIntervalMs) : 0;
+          this.armMasterDown(wait, `peer ${advert.sender} resigned`);
         } else if (!this.opts.preempt || advert.priority >= this.opts.priority) {
           this.masterIntervalMs = advert.advertIntervalMs;
           this.armMasterDown(masterDownMs(this.opts, this.masterIntervalMs), `no advert from MASTER ${advert.sender}`);

@@ -164,7 +164,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
 
   const checkInterface = options.checkInterface !== false;
   election = new Election(
-    { localAddress: config.localAddress, priority: config.priority, advertIntervalMs: config.advertIntervalMs, preempt: config.preempt, deadIntervals: config.deadIntervals },
+    { localAddress: config.localAddress, priority: config.priority, advertIntervalMs: config.advertIntervalMs, preempt: config.preempt, deadIntervals: config.deadIntervals, peerCount: config.peers.length },
     {
       send: (a) => transport.send(a),
       acquire: async () => {

@@ -62,11 +62,11 @@ function recorder(clock: FakeClock): Recorder {
 const quiet = pino({ level: 'silent' });
 const INTERVAL = 100;
 
-async function setup(opts: { priority?: number; preempt?: boolean; localAddress?: string } = {}) {
+async function setup(opts: { priority?: number; preempt?: boolean; localAddress?: string; peerCount?: number } = {}) {
   const clock = new FakeClock();
   const actions = recorder(clock);
   const election = new Election(
-    { localAddress: opts.localAddress ?? '10.221.0.2', priority: opts.priority ?? 90, advertIntervalMs: INTERVAL, preempt: opts.preempt ?? false, deadIntervals: 3 },
+    { localAddress: opts.localAddress ?? '10.221.0.2', priority: opts.priority ?? 90, advertIntervalMs: INTERVAL, preempt: opts.preempt ?? false, deadIntervals: 3, peerCount: opts.peerCount ?? 1 },
     actions,
     clock,
     quiet,
@@ -131,14 +131,25 @@ describe('vrrp election: takeover', () => {
     expect(s.election.state).toBe('MASTER');
   });
 
-  it('takes over within the skew time when the MASTER resigns (priority 0)', async () => {
+  it('takes over at once when its only peer, the MASTER, resigns (priority 0)', async () => {
     const s = await setup({ priority: 90 });
     s.election.onAdvert(advert(100));
     await s.clock.advance(INTERVAL);
     s.election.onAdvert(advert(0));
-    await s.clock.advance(skewMs(90, INTERVAL) + 1);
+    await s.clock.advance(0);
     expect(s.election.state).toBe('MASTER');
-    expect(skewMs(90, INTERVAL)).toBeLessThan(INTERVAL / 4);
+  });
+
+  it('with several peers, waits the skew time after a resignation (the highest-priority BACKUP first)', async () => {
+    const s = await setup({ priority: 90, peerCount: 2 });
+    s.election.onAdvert(advert(100));
+    await s.clock.advance(INTERVAL);
+    s.election.onAdvert(advert(0));
+    await s.clock.advance(skewMs(90, INTERVAL) - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(2);
+    expect(s.election.state).toBe('MASTER');
+    expect(skewMs(200, INTERVAL)).toBeLessThan(skewMs(90, INTERVAL));
   });
 });
 
@@ -271,7 +282,7 @@ describe('vrrp election: own health', () => {
     const clock = new FakeClock();
     const actions = recorder(clock);
     actions.health = { ok: false, reason: 'interface eth0 not found' };
-    const e = new Election({ localAddress: '10.221.0.2', priority: 90, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3 }, actions, clock, quiet);
+    const e = new Election({ localAddress: '10.221.0.2', priority: 90, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3, peerCount: 1 }, actions, clock, quiet);
     await e.start();
     expect(e.state).toBe('FAULT');
   });

@@ -130,13 +130,16 @@ async function oneFailover(t: Topology, services: Record<'a' | 'b', Proc>, impl:
   const prober = await startProber(t, { everyMs: 5, timeoutMs: 200, maxMs });
   let splitBrain = false;
   try {
-    await sleep(400);
+    await prober.servedBy('a', 5000);
+    await sleep(200);
     const faultAt = Date.now();
     if (fault === 'kill-election') await pair.killA();
     else if (fault === 'kill-dataplane') await services.a.kill('SIGKILL');
     else if (fault === 'interface-down') await setInterface(a, false);
     else await setLink(t, a, false);
     await waitFor(async () => (await vipHolders(t)).includes('b'), maxMs - 1000, `${impl} b to take the VIP after ${fault}`);
+    // keepalived's killed MASTER may keep serving (split brain): then b may never be the one that answers.
+    await prober.servedBy('b', fault === 'kill-election' && impl === 'keepalived' ? 3 * intervalMs + 2000 : maxMs - 1000).catch(() => undefined);
     await sleep(Math.max(300, 2 * intervalMs));
     const holders = await vipHolders(t);
     // a's own view: with the interface down or the link cut it cannot answer anyway; a killed election can.

@@ -85,18 +85,20 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
     return { both, samples };
   }
 
-  async function failover(fault: Fault, inject: (p: { a: Proc; b: Proc }) => Promise<void>) {
+  async function failover(fault: Fault | 'hang', inject: (p: { a: Proc; b: Proc }) => Promise<void>) {
     const pair = await startPair();
     expect(await arpAnswers(t)).toEqual([macs.a]);
     const prober = await startProber(t, { everyMs: 10, timeoutMs: 500, maxMs: 20_000 });
-    await sleep(300);
+    await prober.servedBy('a', 5000);
+    await sleep(200);
     const faultAt = Date.now();
     await inject(pair);
     let bMaster = false;
     const bWaits = pair.b.waitFor(/"to":"MASTER"/, 10_000).then(() => (bMaster = true));
     const watch = await watchHolders(() => bMaster, 10_000);
     await bWaits;
-    await sleep(500);
+    await prober.servedBy('b', 10_000);
+    await sleep(200);
     const probe = await prober.finish();
     const gap = serviceGap(probe, faultAt);
     console.log(`vrrp ${fault} at ${INTERVAL} ms: service gap ${gap?.gapMs} ms, ${watch.samples} holder samples during the failover`);
@@ -112,6 +114,19 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
     await failover('kill-election', async ({ a }) => {
       await a.kill('SIGKILL');
     });
+    expect(await vipHolders(t)).toEqual(['b']);
+    expect(await arpAnswers(t, 2)).toEqual([macs.b]);
+  });
+
+  it('a hung election (SIGSTOP): its guardian removes the VIP and resigns; resumed, it comes back as BACKUP', async () => {
+    const pair = await failover('hang', async ({ a }) => {
+      a.child.kill('SIGSTOP');
+    });
+    expect(await vipHolders(t)).toEqual(['b']);
+    pair.a.child.kill('SIGCONT');
+    await pair.a.waitFor(/"from":"FAULT","to":"BACKUP"/, 5000);
+    expect(pair.a.output()).toMatch(/"to":"FAULT","reason":"guardian exited/);
+    await sleep(3 * INTERVAL);
     expect(await vipHolders(t)).toEqual(['b']);
     expect(await arpAnswers(t, 2)).toEqual([macs.b]);
   });

@@ -72,6 +72,8 @@ export interface ElectionOptions {
   preempt: boolean;
   /** Adverts missed before a BACKUP takes over (VRRP: 3). */
   deadIntervals: number;
+  /** How many peers are configured: with one, a resigning MASTER is replaced without the skew wait. */
+  peerCount: number;
 }
 
 /**
@@ -161,10 +163,18 @@ export class Election extends EventEmitter<ElectionEvents> {
   /** An authenticated, fresh advert from a peer. */
   onAdvert(advert: Advert): void {
     if (this.stopped) return;
+    if (advert.state === 'BACKUP') {
+      // A peer's hello (it has just become BACKUP): a MASTER answers at once, so the peer learns of
+      // it without waiting for the next interval. It never changes anyone's state.
+      if (this.current === 'MASTER') this.sendAdvert();
+      return;
+    }
     switch (this.current) {
       case 'BACKUP':
         if (advert.priority === 0) {
-          this.armMasterDown(skewMs(this.opts.priority, this.masterIntervalMs), `peer ${advert.sender} resigned`);
+          // The skew orders several BACKUPs; the only peer resigning leaves no one to wait for.
+          const wait = this.opts.peerCount > 1 ? skewMs(this.opts.priority, this.masterIntervalMs) : 0;
+          this.armMasterDown(wait, `peer ${advert.sender} resigned`);
         } else if (!this.opts.preempt || advert.priority >= this.opts.priority) {
           this.masterIntervalMs = advert.advertIntervalMs;
           this.armMasterDown(masterDownMs(this.opts, this.masterIntervalMs), `no advert from MASTER ${advert.sender}`);
@@ -230,6 +240,16 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.beat();
   }
 
+  /**
+   * Announces a new BACKUP (after a start or a FAULT) to the peers. Besides making the MASTER answer at
+   * once, sending resolves the peers' neighbour entries for this node: after an interface was down,
+   * the MASTER's entry for it is stuck INCOMPLETE (ARP retried once a second) and its adverts would
+   * not arrive for up to a second, long enough for this node to take over wrongly.
+   */
+  private sendHello(): void {
+    this.actions.send({ priority: this.opts.priority, state: 'BACKUP', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
+  }
+
   /** Tells the guardian the current state; while MASTER with a resignation reserved for a sequence number above every advert sent. */
   private beat(): void {
     const master = this.current === 'MASTER';
@@ -274,6 +294,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     const wasMaster = this.current === 'MASTER';
     this.setState('BACKUP', reason);
     if (wasMaster) this.releaseOnly();
+    else this.sendHello();
     this.beat();
     this.armMasterDown(masterDownMs(this.opts, this.masterIntervalMs), 'no advert from a MASTER');
   }
@@ -295,10 +316,10 @@ export class Election extends EventEmitter<ElectionEvents> {
   /** Removes the VIPs, then tells the peers (priority 0), so that they never hold them at the same time as this node. */
   private releaseThenResign(): void {
     this.holding = false;
-    const resign: OutgoingAdvert = { priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() };
     this.enqueue('release', async () => {
       await this.actions.release();
-      this.actions.send(resign);
+      // Numbered when sent: adverts sent meanwhile (a hello) must not make it look like a replay.
+      this.actions.send({ priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
     });
   }
 

@@ -125,7 +125,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
   const config = VrrpConfigSchema.parse(input);
   const log = (options.log ?? createLogger('vrrp')).child({ component: 'vrrp', routerId: config.routerId, localAddress: config.localAddress });
   const vips = new IpVips(config.interface, config.vips, log);
-  await vips.prepare();
+  await vips.prepare(Math.min(1000, config.advertIntervalMs));
   const transport = new UdpTransport(
     {
       localAddress: config.localAddress,
@@ -164,7 +164,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
 
   const checkInterface = options.checkInterface !== false;
   election = new Election(
-    { localAddress: config.localAddress, priority: config.priority, advertIntervalMs: config.advertIntervalMs, preempt: config.preempt, deadIntervals: config.deadIntervals },
+    { localAddress: config.localAddress, priority: config.priority, advertIntervalMs: config.advertIntervalMs, preempt: config.preempt, deadIntervals: config.deadIntervals, peerCount: config.peers.length },
     {
       send: (a) => transport.send(a),
       acquire: async () => {

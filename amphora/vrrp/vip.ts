@@ -69,8 +69,15 @@ export class IpVips implements VipOperations {
     private readonly log: Logger,
   ) {}
 
-  /** Turns the announcements on and removes VIPs a previous run may have left behind. */
-  async prepare(): Promise<void> {
+  /**
+   * Turns the announcements on, removes VIPs a previous run may have left behind, and makes the
+   * kernel retry an unanswered ARP request every `arpRetryMs` instead of every second: after a link
+   * cut or an interface that was down, both sides' neighbour entries for each other are stuck
+   * unresolved, and the two MASTERs would not hear each other (to settle who keeps the VIP) until the
+   * next retry.
+   */
+  async prepare(arpRetryMs: number): Promise<void> {
+    await writeFile(`/proc/sys/net/ipv4/neigh/${this.device}/retrans_time_ms`, String(Math.round(arpRetryMs)));
     await writeFile(`/proc/sys/net/ipv4/conf/${this.device}/arp_notify`, '1');
     if (this.vips.some(isIPv6)) await writeFile(`/proc/sys/net/ipv6/conf/${this.device}/ndisc_notify`, '1');
     await this.release();

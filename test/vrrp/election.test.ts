@@ -62,11 +62,11 @@ function recorder(clock: FakeClock): Recorder {
 const quiet = pino({ level: 'silent' });
 const INTERVAL = 100;
 
-async function setup(opts: { priority?: number; preempt?: boolean; localAddress?: string } = {}) {
+async function setup(opts: { priority?: number; preempt?: boolean; localAddress?: string; peerCount?: number } = {}) {
   const clock = new FakeClock();
   const actions = recorder(clock);
   const election = new Election(
-    { localAddress: opts.localAddress ?? '10.221.0.2', priority: opts.priority ?? 90, advertIntervalMs: INTERVAL, preempt: opts.preempt ?? false, deadIntervals: 3 },
+    { localAddress: opts.localAddress ?? '10.221.0.2', priority: opts.priority ?? 90, advertIntervalMs: INTERVAL, preempt: opts.preempt ?? false, deadIntervals: 3, peerCount: opts.peerCount ?? 1 },
     actions,
     clock,
     quiet,
@@ -99,7 +99,7 @@ describe('vrrp election: takeover', () => {
     expect(s.actions.log).not.toContain('acquire');
     await s.clock.advance(2);
     expect(s.election.state).toBe('MASTER');
-    expect(s.actions.log.slice(0, 2)).toEqual(['advert', 'acquire']); // advert first, so a second MASTER yields at once
+    expect(s.actions.log.slice(1, 3)).toEqual(['advert', 'acquire']); // after the hello: advert first, so a second MASTER yields at once
     expect(s.election.holdsVip).toBe(true);
     const before = s.actions.sent.length;
     await s.clock.advance(5 * INTERVAL);
@@ -117,7 +117,7 @@ describe('vrrp election: takeover', () => {
     const last = s.clock.now() - INTERVAL;
     await s.clock.advance(3 * INTERVAL);
     expect(s.election.state).toBe('MASTER');
-    const change = s.actions.sent[0].at - last;
+    const change = s.actions.sent.find((a) => a.state === 'MASTER')!.at - last;
     expect(change).toBeGreaterThanOrEqual(3 * INTERVAL);
     expect(change).toBeLessThanOrEqual(3 * INTERVAL + skewMs(90, INTERVAL) + 1);
   });
@@ -131,14 +131,25 @@ describe('vrrp election: takeover', () => {
     expect(s.election.state).toBe('MASTER');
   });
 
-  it('takes over within the skew time when the MASTER resigns (priority 0)', async () => {
+  it('takes over at once when its only peer, the MASTER, resigns (priority 0)', async () => {
     const s = await setup({ priority: 90 });
     s.election.onAdvert(advert(100));
     await s.clock.advance(INTERVAL);
     s.election.onAdvert(advert(0));
-    await s.clock.advance(skewMs(90, INTERVAL) + 1);
+    await s.clock.advance(0);
     expect(s.election.state).toBe('MASTER');
-    expect(skewMs(90, INTERVAL)).toBeLessThan(INTERVAL / 4);
+  });
+
+  it('with several peers, waits the skew time after a resignation (the highest-priority BACKUP first)', async () => {
+    const s = await setup({ priority: 90, peerCount: 2 });
+    s.election.onAdvert(advert(100));
+    await s.clock.advance(INTERVAL);
+    s.election.onAdvert(advert(0));
+    await s.clock.advance(skewMs(90, INTERVAL) - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(2);
+    expect(s.election.state).toBe('MASTER');
+    expect(skewMs(200, INTERVAL)).toBeLessThan(skewMs(90, INTERVAL));
   });
 });
 
@@ -176,6 +187,28 @@ describe('vrrp election: step down', () => {
     expect(s.election.state).toBe('MASTER');
     expect(s.actions.sent.length).toBe(before + 1);
     expect(s.actions.log).not.toContain('release');
+  });
+});
+
+describe('vrrp election: BACKUP hello', () => {
+  it('a new BACKUP says hello once; a MASTER answers it at once and keeps the VIPs whatever its priority', async () => {
+    const s = await setup({ priority: 90 });
+    expect(s.actions.sent.map((a) => a.state)).toEqual(['BACKUP']);
+    await toMaster(s);
+    const before = s.actions.sent.length;
+    s.election.onAdvert({ ...advert(200), state: 'BACKUP' });
+    expect(s.election.state).toBe('MASTER');
+    expect(s.actions.sent.length).toBe(before + 1);
+    expect(s.actions.sent.at(-1)!.state).toBe('MASTER');
+  });
+
+  it('a BACKUP hello does not reset the master-down timer of another BACKUP', async () => {
+    const s = await setup({ priority: 90 });
+    for (let i = 0; i < 5; i++) {
+      s.election.onAdvert({ ...advert(100), state: 'BACKUP' });
+      await s.clock.advance(INTERVAL);
+    }
+    expect(s.election.state).toBe('MASTER');
   });
 });
 
@@ -249,7 +282,7 @@ describe('vrrp election: own health', () => {
     const clock = new FakeClock();
     const actions = recorder(clock);
     actions.health = { ok: false, reason: 'interface eth0 not found' };
-    const e = new Election({ localAddress: '10.221.0.2', priority: 90, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3 }, actions, clock, quiet);
+    const e = new Election({ localAddress: '10.221.0.2', priority: 90, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3, peerCount: 1 }, actions, clock, quiet);
     await e.start();
     expect(e.state).toBe('FAULT');
   });
@@ -260,6 +293,24 @@ describe('vrrp election: own health', () => {
     await s.election.stop();
     expect(s.actions.log.slice(-2)).toEqual(['release', 'resign']);
     expect(s.election.state).toBe('INIT');
+  });
+});
+
+describe('vrrp election: sequence numbers', () => {
+  it('increase in the order the adverts are sent, the resignation after a slow release included', async () => {
+    const s = await setup({ priority: 100 });
+    await toMaster(s);
+    let finishRelease!: () => void;
+    s.actions.release = () => new Promise<void>((r) => (finishRelease = r));
+    s.actions.health = { ok: false, reason: 'data plane down' };
+    await s.clock.advance(INTERVAL); // FAULT; the release hangs
+    s.actions.health = { ok: true };
+    await s.clock.advance(INTERVAL); // BACKUP again: hello sent while the release still runs
+    finishRelease();
+    await s.election.settled();
+    expect(s.actions.sent.slice(-2).map((a) => a.state)).toEqual(['BACKUP', 'FAULT']);
+    const seqs = s.actions.sent.map((a) => a.seq);
+    expect(seqs.every((x, i) => i === 0 || x > seqs[i - 1])).toBe(true);
   });
 });
 

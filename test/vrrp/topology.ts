@@ -282,6 +282,10 @@ vrrp_instance VI_1 {
 }
 `,
   );
+  // A SIGKILLed keepalived leaves its pid files, and its VRRP child may linger as a zombie that
+  // kill(pid, 0) still finds: keepalived would then refuse to start ("daemon is already running").
+  await rm(pidMain, { force: true });
+  await rm(pidVrrp, { force: true });
   const main = spawnIn(node.ns, 'keepalived', ['--dont-fork', '--log-console', '--vrrp', '-f', conf, '-p', pidMain, '-r', pidVrrp, '--log-detail']);
   await waitForFile(pidVrrp, 10_000);
   const pids = async () => {
@@ -320,6 +324,7 @@ const t0 = Date.now();
 const results = [];
 let stopping = false;
 let outstanding = 0;
+let lastWho = '';
 function attempt() {
   const start = Date.now();
   outstanding++;
@@ -329,7 +334,9 @@ function attempt() {
   const finish = (ok) => {
     if (done) return; done = true; outstanding--;
     clearTimeout(timer); s.destroy();
-    results.push([start - t0, Date.now() - t0, ok ? data.trim() : '']);
+    const who = ok ? data.trim() : '';
+    results.push([start - t0, Date.now() - t0, who]);
+    if (who && who !== lastWho) { lastWho = who; process.stdout.write('served by ' + who + '\\n'); }
     if (stopping && outstanding === 0) report();
   };
   const timer = setTimeout(() => finish(false), timeoutMs);
@@ -350,6 +357,8 @@ export interface ProbeResult {
 }
 
 export interface Prober {
+  /** Resolves when an answer came from `who` after the previous answers came from someone else (or rejects after timeoutMs). */
+  servedBy(who: string, timeoutMs: number): Promise<void>;
   /** Stops sending, waits for the outstanding attempts and returns every attempt. */
   finish(): Promise<ProbeResult>;
 }
@@ -359,6 +368,9 @@ export async function startProber(t: Topology, opts: { everyMs: number; timeoutM
   const p = spawnIn(t.client.ns, process.execPath, ['-e', PROBER, t.vip, String(SERVICE_PORT), String(opts.everyMs), String(opts.timeoutMs), String(opts.maxMs)]);
   await p.waitFor(/started \d+/, 10_000);
   return {
+    async servedBy(who, timeoutMs) {
+      await p.waitFor(new RegExp(`served by ${who}\\n`), timeoutMs);
+    },
     async finish() {
       if (p.running()) p.child.kill('SIGTERM');
       await new Promise<void>((resolve) => (p.child.exitCode !== null ? resolve() : p.child.once('exit', () => resolve())));
@@ -403,4 +415,16 @@ export async function setInterface(node: Node, up: boolean): Promise<void> {
  */
 export async function setLink(t: Topology, node: Node, connected: boolean): Promise<void> {
   await ip(['link', 'set', node.hostVeth, ...(connected ? ['master', t.bridge] : ['nomaster'])]);
+}
+
+/** The election's state changes and VIP events from its JSON log, one short line each (for failure reports). */
+export function electionEvents(p: Proc): string {
+  return p
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { time: number; localAddress?: string; msg: string; reason?: string; err?: unknown })
+    .filter((j) => /->|VIPs|guardian|advert|cannot/.test(j.msg))
+    .map((j) => `${new Date(j.time).toISOString().slice(17, 23)} ${j.localAddress ?? ''} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? ` ${JSON.stringify(j.err)}` : ''}`)
+    .join('\n');
 }

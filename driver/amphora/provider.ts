@@ -17,7 +17,8 @@ import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
 import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
 import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
-import type { ConfigDelivery } from './config-delivery.ts';
+import { DEFAULT_VRRP_SETTINGS, type ConfigDelivery } from './config-delivery.ts';
+import { DEFAULT_VRRP_PORT } from '../../amphora/vrrp/index.ts';
 import type { SparePool } from './spare-pool.ts';
 import { UnsupportedOptionError } from '../provider.ts';
 import { AMPHORA_AZ_CAPABILITIES, AMPHORA_FLAVOR_CAPABILITIES } from './capabilities.ts';
@@ -38,6 +39,8 @@ export interface AmphoraProviderOptions {
   /** Every amphora's key is derived from it (given to the compute driver at boot). */
   masterKey: Buffer;
   defaultTopology: 'SINGLE' | 'ACTIVE_STANDBY';
+  /** ACTIVE_STANDBY: the TCP port of the amphorae's persistence sync (config vrrp.syncPort), opened in Neutron's lb- group. */
+  vrrpSyncPort?: number;
   workerDelayMs: number;
 }
 
@@ -330,6 +333,7 @@ export class AmphoraProvider extends WorkerProvider {
       vipAddresses: vipAddressesOf(lb),
       listeners: listeners.map((l) => ({ protocol: l.protocol, protocolPort: l.protocol_port, allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [] })),
       activeStandby: (lb.topology ?? this.opts.defaultTopology) === 'ACTIVE_STANDBY',
+      electionPorts: { advertUdp: DEFAULT_VRRP_PORT, syncTcp: this.opts.vrrpSyncPort ?? DEFAULT_VRRP_SETTINGS.syncPort },
       vipPortId: lb.vip_port_id ?? null,
       vipSgIds,
     });

@@ -303,7 +303,9 @@ export class HealthManager {
       // An amphora whose election is in FAULT (its VIP interface or data plane failed) cannot take
       // the VIP: it is not refreshed, so that it goes stale and is failed over like a silent one.
       if (changes.refreshHealth && h.vrrp?.state !== 'FAULT') await refreshHealth(this.db, h.id, at, t);
-      if (h.vrrp && (amp!.vip_holder == null || Boolean(amp!.vip_holder) !== h.vrrp.holdsVip)) await recordVipHolder(this.db, h.id, h.vrrp.holdsVip, t);
+      // No election report (SINGLE, or the configuration dropped the section): null, "not reported".
+      const holds = h.vrrp ? h.vrrp.holdsVip : null;
+      if ((amp!.vip_holder ?? null) !== null ? Boolean(amp!.vip_holder) !== holds : holds !== null) await recordVipHolder(this.db, h.id, holds, t);
       return { changes, loadBalancerId: lbId, expected: state.snapshot.listeners.filter((l) => l.enabled).length };
     });
   }

@@ -111,7 +111,7 @@ export async function refreshHealth(db: Database, amphoraId: string, at: Date, t
 }
 
 /** ACTIVE_STANDBY (extension): whether the amphora holds the VIP, as its heartbeat says. */
-export async function recordVipHolder(db: Database, amphoraId: string, holdsVip: boolean, t: Transaction): Promise<void> {
+export async function recordVipHolder(db: Database, amphoraId: string, holdsVip: boolean | null, t: Transaction): Promise<void> {
   await lockNow(db, 'amphora', [amphoraId], t);
   await db.models.amphora.update({ vip_holder: holdsVip }, { where: { id: amphoraId }, transaction: t });
 }

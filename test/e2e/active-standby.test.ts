@@ -110,7 +110,7 @@ async function waitActive(id: string, timeoutMs = 40_000): Promise<void> {
  * The pair is whole: the load balancer ACTIVE, two ALLOCATED amphorae (one MASTER, one BACKUP),
  * exactly one namespace holding the VIP, and the API saying that very amphora (and only it) holds it.
  */
-async function waitPairWhole(lbId: string, what: string, timeoutMs = 45_000): Promise<{ holder: Amphora; other: Amphora }> {
+async function waitPairWhole(lbId: string, what: string, replaced: string | null = null, timeoutMs = 45_000): Promise<{ holder: Amphora; other: Amphora }> {
   let last = '';
   try {
     return await waitFor(
@@ -119,8 +119,8 @@ async function waitPairWhole(lbId: string, what: string, timeoutMs = 45_000): Pr
         const lb = (await client.get(`/v2/lbaas/loadbalancers/${lbId}`)).body.loadbalancer;
         const amps = await amphoraeOf(lbId);
         const holders = await vipNamespaces();
-        last = `lb ${lb.provisioning_status}; amphorae ${JSON.stringify(amps.map((a) => [a.id.slice(0, 8), a.status, a.role, a.vip_holder]))}; VIP on ${JSON.stringify(holders)}`;
-        if (lb.provisioning_status !== 'ACTIVE' || amps.length !== 2 || amps.some((a) => a.status !== 'ALLOCATED')) return undefined;
+        last = `lb ${lb.provisioning_status}; amphorae ${JSON.stringify(amps.map((a) => [a.id.slice(0, 8), a.status, a.role, a.vip_holder, a.lb_network_ip]))}; VIP on ${JSON.stringify(holders)}`;
+        if (lb.provisioning_status !== 'ACTIVE' || amps.length !== 2 || amps.some((a) => a.status !== 'ALLOCATED' || a.id === replaced)) return undefined;
         if (JSON.stringify(amps.map((a) => a.role).sort()) !== '["BACKUP","MASTER"]') return undefined;
         if (holders.length !== 1) return undefined;
         const holder = amps.find((a) => nsOf(a.id) === holders[0]);
@@ -132,7 +132,7 @@ async function waitPairWhole(lbId: string, what: string, timeoutMs = 45_000): Pr
       200,
     );
   } catch (err) {
-    const logs = (await amphoraeOf(lbId)).map((a) => `--- ${a.id}:\n${agentLogLines(a.id, /vrrp|error|fatal/i)}`).join('\n');
+    const logs = (await amphoraeOf(lbId)).map((a) => `--- ${a.id} ${a.lb_network_ip}:\n${agentLogLines(a.id, /vrrp|error|fatal/i)}`).join('\n');
     throw new Error(`${(err as Error).message}: ${last}\n${logs}`);
   }
 }
@@ -317,7 +317,7 @@ describe.skipIf(!IS_ROOT)('ACTIVE_STANDBY amphorae with the election and a float
       expect((await outside!.get(FIP, PORT, '/floating', 3000)).status).toBe(200);
 
       // The health manager replaces the failed amphora; the pair is whole again.
-      const restored = await waitPairWhole(lbId, 'the pair restored by the health manager');
+      const restored = await waitPairWhole(lbId, 'the pair restored by the health manager', holder.id);
       expect([restored.holder.id, restored.other.id]).not.toContain(holder.id);
       expect([restored.holder.id, restored.other.id]).toContain(other.id);
       // The survivor's election restarts with its new peer (amphora/vrrp has no in-place reconfiguration), which may hand the VIP over once more.

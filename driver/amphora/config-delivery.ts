@@ -147,6 +147,14 @@ export class AgentConfigDelivery implements ConfigDelivery {
       const amphorae = (await db.models.amphora.findAll({ where: { load_balancer_id: tree.lb.id, status: IN_SERVICE }, raw: true, transaction: t })) as Row[];
       const vrrp: VrrpRenderInput = { amphorae, authKey: deriveVrrpKey(this.masterKey, tree.lb.id).toString('hex'), ...this.vrrp };
       const config = renderAmphoraConfig(tree, amphoraId, configVersion, tls, vrrp);
+      const self = amphorae.find((a) => a.id === amphoraId);
+      if (config.vrrp == null && (self?.role === 'MASTER' || self?.role === 'BACKUP')) {
+        // Served without an election: nothing holds the VIP on such an amphora (its peer or its own address is missing).
+        this.log.warn(
+          { amphoraId, loadBalancerId: tree.lb.id, configVersion, amphorae: amphorae.map((a) => ({ id: a.id, role: a.role, status: a.status, address: a.vrrp_ip ?? a.lb_network_ip ?? null })) },
+          'ACTIVE_STANDBY amphora configured without an election: no peer address known',
+        );
+      }
       const text = JSON.stringify(config);
       // Private keys and the election key are sealed at rest.
       const hasKeys = tls.listeners.size + tls.pools.size > 0 || config.vrrp != null;

@@ -3,6 +3,7 @@
 // the guardian. See INTEGRATION.md.
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
+import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import { createLogger } from '../../common/logging.ts';
 import { VrrpConfigSchema, type VrrpConfig, type VrrpConfigInput } from './config.ts';
@@ -27,6 +28,12 @@ export interface VrrpOptions {
   guardian?: boolean;
   /** Re-announce the VIPs this long after taking them (default 1000 ms; 0: only once). */
   reannounceAfterMs?: number;
+  /**
+   * Nice value this process (and the guardian and `ip` helpers it starts) runs at, default -10; null
+   * leaves it. The takeover is latency-critical: on an amphora whose data plane saturates the CPU, a
+   * delayed election means a later takeover, or a false one when its adverts leave late.
+   */
+  nice?: number | null;
 }
 
 export interface VrrpStatus {
@@ -124,6 +131,14 @@ export class Vrrp extends EventEmitter<VrrpEvents> {
 export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {}): Promise<Vrrp> {
   const config = VrrpConfigSchema.parse(input);
   const log = (options.log ?? createLogger('vrrp')).child({ component: 'vrrp', routerId: config.routerId, localAddress: config.localAddress });
+  const nice = options.nice === undefined ? -10 : options.nice;
+  if (nice !== null) {
+    try {
+      setPriority(nice);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, nice }, 'vrrp: cannot change the scheduling priority; running at the current one');
+    }
+  }
   const vips = new IpVips(config.interface, config.vips, log);
   await vips.prepare(Math.min(1000, config.advertIntervalMs));
   const transport = new UdpTransport(

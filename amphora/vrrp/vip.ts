@@ -1,7 +1,8 @@
 // Adds, announces and removes the VIPs on the amphora's interface, from inside its network
 // namespace, with iproute2 (one `ip -batch` per operation, no shell).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 
@@ -84,7 +85,7 @@ export class IpVips implements VipOperations {
   }
 
   async acquire(): Promise<void> {
-    const mac = await this.mac();
+    const mac = this.mac();
     // nodad: a VIP taken over must answer at once, not after duplicate address detection.
     const adds = this.vips.map((v) => `address replace ${prefixOf(v)} dev ${this.device}${isIPv6(v) ? ' nodad' : ''}`);
     await this.ip.run([...adds, `link set dev ${this.device} address ${mac}`]);
@@ -92,7 +93,7 @@ export class IpVips implements VipOperations {
   }
 
   async announce(): Promise<void> {
-    await this.ip.run([`link set dev ${this.device} address ${await this.mac()}`]);
+    await this.ip.run([`link set dev ${this.device} address ${this.mac()}`]);
   }
 
   async release(): Promise<void> {
@@ -107,7 +108,8 @@ export class IpVips implements VipOperations {
     this.ip.close();
   }
 
-  private async mac(): Promise<string> {
-    return (await readFile(`/sys/class/net/${this.device}/address`, 'utf8')).trim();
+  /** Read synchronously: a sysfs read is microseconds, a round trip through the thread pool is not, on a takeover. */
+  private mac(): string {
+    return readFileSync(`/sys/class/net/${this.device}/address`, 'utf8').trim();
   }
 }

@@ -148,6 +148,7 @@ function agentLogLines(amphoraId: string, pattern: RegExp): string {
 }
 
 interface Probe {
+  startedAt: number;
   at: number;
   ok: boolean;
 }
@@ -159,17 +160,18 @@ async function probeLoop(stop: Promise<void>): Promise<Probe[]> {
   void stop.then(() => (stopped = true));
   const deadline = Date.now() + 60_000;
   while (!stopped && Date.now() < deadline) {
+    const startedAt = Date.now();
     const ok = await net!.get(VIP, PORT, '/probe', 300).then((r) => r.status === 200, () => false);
-    results.push({ at: Date.now(), ok });
+    results.push({ startedAt, at: Date.now(), ok });
     if (!ok) await sleep(10);
   }
   return results;
 }
 
-/** The longest time without a successful answer: from the last success before the fault to the first after it. */
+/** The time without service: from the last answer completed before the fault to the first answer to a request sent after it. */
 function serviceGap(results: Probe[], faultAt: number): number {
   const before = results.filter((r) => r.ok && r.at <= faultAt).at(-1)?.at ?? faultAt;
-  const after = results.find((r) => r.ok && r.at > faultAt)?.at;
+  const after = results.find((r) => r.ok && r.startedAt > faultAt)?.at;
   if (after === undefined) throw new Error('the service never came back during the probe loop');
   return after - before;
 }

@@ -1,4 +1,4 @@
-// Migration 0004: amphora.vip_holder (extension): whether the amphora said in its last heartbeat
+// Migration 0005: amphora.vip_holder (extension): whether the amphora said in its last heartbeat
 // that it holds its load balancer's VIP (ACTIVE_STANDBY election); null until it reports. Frozen: never edit.
 import type { QueryInterface } from 'sequelize';
 import { bool } from '../common/db/columns.ts';

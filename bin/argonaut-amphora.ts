@@ -5,6 +5,7 @@ import { Agent } from '../amphora/agent/agent.ts';
 import { AgentSettingsError, loadAgentSettings, type AgentSettings } from '../amphora/agent/settings.ts';
 import { LocalDataPlane, type DataPlane } from '../amphora/dataplane/dataplane.ts';
 import { ClusterDataPlane } from '../amphora/dataplane/workers/cluster.ts';
+import { startVrrp } from '../amphora/vrrp/index.ts';
 import { createLogger, type Logger } from '../common/logging.ts';
 import { AmqpTransport } from '../common/transport/amqp-transport.ts';
 import { hasIpcChannel, IpcTransport } from '../common/transport/ipc-transport.ts';
@@ -17,7 +18,9 @@ configuration from the controller (retrying with back-off; nothing is served unt
 arrives), applies every configuration atomically to the data plane and acknowledges it with the applied
 configVersion, serves the controller's orders in order, sends a heartbeat (listener/pool/member status
 and traffic deltas) every heartbeatIntervalMs, and fetches its configuration again after each
-reconnection to RabbitMQ.
+reconnection to RabbitMQ. A configuration with a vrrp section (ACTIVE_STANDBY) also runs the election
+that moves the VIP between the two amphorae (root, in the amphora's namespace) and shares the data
+plane's persistence entries with the peer (TCP vrrp.syncPort).
 
 Usage: argonaut-amphora --config FILE [--log-level LEVEL]
 
@@ -139,6 +142,8 @@ async function main(): Promise<number> {
     reconnectCheckMs: settings.reconnectCheckMs,
     drainTimeoutMs: settings.dataplane.drainTimeoutMs,
     transportDrainTimeoutMs: settings.messaging.drainTimeoutMs,
+    // ACTIVE_STANDBY: the configuration's vrrp section starts the election (amphora/vrrp; root, in the amphora's namespace).
+    startElection: (election, options) => startVrrp(election, { log: options.log, healthCheck: options.healthCheck }),
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {

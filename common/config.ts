@@ -142,6 +142,20 @@ export const configSchema = z
         gateway: z.string().nullable().default(null).describe("The host bridge's address (null: the subnet's first address)."),
         bridge: z.string().max(15).default('argo-br').describe('Host bridge the amphora namespaces are plugged into (created at start).'),
         prefix: z.string().regex(/^[a-z0-9]{2,6}$/).default('argo').describe('Prefix of every namespace and interface the netns driver creates.'),
+        floatingNetwork: z
+          .object({
+            cidr: z.string().describe('The external network, made at start: a bridge <prefix>-xbr in namespace <prefix>-ext.'),
+            routerAddress: z.string().nullable().default(null).describe("The router's address on it (null: its first address)."),
+            routerInternalAddress: z.string().describe("The router's address on the VIP subnet (namespace <prefix>-router): outside the VIP range, not a management address in use."),
+            associations: z
+              .array(z.object({ floatingIp: z.string(), vipAddress: z.string() }).strict())
+              .default([])
+              .describe('Floating IPs of the external network DNATed to VIPs (as Neutron L3 floating IPs), set up at start.'),
+          })
+          .strict()
+          .nullable()
+          .default(null)
+          .describe('Floating IPs with the local network driver (root): an external network and a router namespace; null: none.'),
       })
       .prefault({}),
     neutron: z
@@ -193,6 +207,14 @@ export const configSchema = z
         amqp: transportOptionsSchema.describe('RabbitMQ transport options (used when kind is amqp).'),
       })
       .prefault({}),
+    vrrp: z
+      .object({
+        advertIntervalMs: z.number().int().min(50).max(60_000).default(1000).describe("ACTIVE_STANDBY: time between the election's adverts (Octavia's vrrp_advert_int, 1 s); the BACKUP takes over after about three missed ones."),
+        preempt: z.boolean().default(false).describe('Whether a recovered higher-priority amphora takes the VIP back from the running MASTER (off: connections are cut once, not twice).'),
+        syncPort: z.number().int().min(1).max(65535).default(1114).describe("TCP port on each amphora's own address where the BACKUP receives the MASTER's persistence entries (extension)."),
+      })
+      .prefault({})
+      .describe('The ACTIVE_STANDBY election that the amphora agents run (amphora/vrrp).'),
     healthManager: z
       .object({
         heartbeatIntervalMs: z.number().int().min(10).default(10_000).describe("Time between an amphora's heartbeats (Octavia's heartbeat_interval)."),

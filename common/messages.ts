@@ -94,6 +94,18 @@ export const PoolReportSchema = z.object({
   members: z.record(z.string(), z.string().min(1)),
 });
 
+/**
+ * Extension (ACTIVE_STANDBY): the amphora's election state and whether it holds the VIP now. Absent
+ * from amphorae without an election (and from Octavia's own heartbeats).
+ */
+export const VrrpReportSchema = z
+  .object({
+    state: z.enum(['INIT', 'BACKUP', 'MASTER', 'FAULT', 'STOPPED']),
+    holdsVip: z.boolean(),
+  })
+  .strict();
+export type VrrpReport = z.infer<typeof VrrpReportSchema>;
+
 export const HeartbeatSchema = z.object({
   id: AmphoraIdSchema,
   seq: z.number().int().min(0),
@@ -103,6 +115,7 @@ export const HeartbeatSchema = z.object({
   pools: z.record(z.string().min(1), PoolReportSchema),
   /** The configuration version the amphora runs; null before it has applied any. */
   configVersion: ConfigVersionSchema.nullable(),
+  vrrp: VrrpReportSchema.optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 

@@ -45,6 +45,7 @@ export class ProviderRegistry {
       spares: backends.spares,
       masterKey: backends.masterKey,
       defaultTopology: cw.loadbalancerTopology,
+      vrrpSyncPort: config.vrrp.syncPort,
       workerDelayMs: cw.workerDelayMs,
     });
     this.amphora = amphora;

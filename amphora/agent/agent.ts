@@ -12,6 +12,7 @@ import type { Command, CommandAck, ConfigAck, ConfigPush } from '../../common/me
 import { backoffDelay, TransportClosedError, type AmphoraTransport, type MessageMeta } from '../../common/transport/transport.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { HeartbeatLoop, type HeartbeatCounters } from './heartbeats.ts';
+import { VrrpRunner, type StartElection } from './vrrp-runner.ts';
 
 export interface AgentOptions {
   amphoraId: string;
@@ -27,6 +28,8 @@ export interface AgentOptions {
   drainTimeoutMs: number;
   /** How long closing the transport may wait for the order being handled, calls and unconfirmed publishes. */
   transportDrainTimeoutMs: number;
+  /** Starts the ACTIVE_STANDBY election (amphora/vrrp's startVrrp); absent: configurations with a vrrp section are served and reported FAULT. */
+  startElection?: StartElection;
 }
 
 export type AgentState = 'new' | 'connecting' | 'syncing' | 'serving' | 'stopping' | 'stopped';
@@ -63,6 +66,7 @@ export class Agent {
   private state: AgentState = 'new';
   private transport?: AmphoraTransport;
   private readonly heartbeats: HeartbeatLoop;
+  private readonly vrrp: VrrpRunner;
   private readonly log: Logger;
   /** Every configuration change goes through this chain: one at a time, in arrival order. */
   private applyChain: Promise<unknown> = Promise.resolve();
@@ -78,10 +82,18 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.log = options.log;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.vrrp = new VrrpRunner({
+      dataPlane: options.dataPlane,
+      log: options.log,
+      startElection: options.startElection ?? null,
+      // The controller learns at once which amphora holds the VIP.
+      onChange: () => this.heartbeats.beatNow(),
+    });
     this.heartbeats = new HeartbeatLoop({
       amphoraId: options.amphoraId,
       intervalMs: options.heartbeatIntervalMs,
       dataPlane: options.dataPlane,
+      vrrp: () => this.vrrp.report(),
       publish: (h) => {
         if (!this.transport) return Promise.reject(new Error('no transport'));
         return this.transport.publishHeartbeat(h);
@@ -188,6 +200,8 @@ export class Agent {
         { source, configVersion: diff.toVersion, previousVersion: diff.fromVersion, listeners: diff.listeners, pools: diff.pools },
         'config applied',
       );
+      // The election follows the configuration the data plane now runs (the BACKUP serves the same listeners).
+      await this.vrrp.update(dataPlane.config);
       return { kind: 'applied', configVersion: diff.toVersion, previousVersion: diff.fromVersion };
     } catch (err) {
       // The data plane applies atomically: on failure (validation, a port that cannot be bound...)
@@ -306,6 +320,8 @@ export class Agent {
     await this.applyChain;
     this.dataPlaneStopped = true;
     await this.applyChain;
+    // 3b. ACTIVE_STANDBY: the VIP is released (the peer told) before the connections drain, so the peer serves new ones at once.
+    await this.vrrp.stop();
     // 4. Drain the data plane's connections (bounded by drainTimeoutMs).
     try {
       await this.options.dataPlane.stop(this.options.drainTimeoutMs);

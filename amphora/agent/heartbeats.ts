@@ -4,7 +4,7 @@
 // RabbitMQ confirms it, across disconnections, so the loop never waits for a publish: it only counts
 // the confirmations and logs the failures.
 import type { Logger } from '../../common/logging.ts';
-import type { Heartbeat } from '../../common/messages.ts';
+import type { Heartbeat, VrrpReport } from '../../common/messages.ts';
 import { TransportClosedError } from '../../common/transport/transport.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { HeartbeatBuilder } from '../dataplane/stats/heartbeat.ts';
@@ -15,6 +15,8 @@ export interface HeartbeatLoopOptions {
   dataPlane: Pick<DataPlane, 'snapshot'>;
   publish(h: Heartbeat): Promise<void>;
   log: Logger;
+  /** ACTIVE_STANDBY: the election's state for the heartbeat's `vrrp` field (undefined: none). */
+  vrrp?: () => VrrpReport | undefined;
 }
 
 export interface HeartbeatCounters {
@@ -35,6 +37,7 @@ export class HeartbeatLoop {
   private timer?: NodeJS.Timeout;
   private running: Promise<void> | null = null;
   private active = false;
+  private beatAgain = false;
 
   constructor(private readonly options: HeartbeatLoopOptions) {
     this.builder = new HeartbeatBuilder(options.amphoraId);
@@ -54,6 +57,17 @@ export class HeartbeatLoop {
     if (this.running) await this.running;
   }
 
+  /** Sends a heartbeat as soon as possible (the election changed state), then keeps the interval from it. */
+  beatNow(): void {
+    if (!this.active) return;
+    if (this.running) {
+      this.beatAgain = true; // the one being built may have read the state before the change
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.schedule(0);
+  }
+
   counters(): HeartbeatCounters {
     return { ...this.counts };
   }
@@ -65,7 +79,9 @@ export class HeartbeatLoop {
       const startedAt = Date.now();
       this.running = this.beat().finally(() => {
         this.running = null;
-        this.schedule(Math.max(0, this.options.intervalMs - (Date.now() - startedAt)));
+        const again = this.beatAgain;
+        this.beatAgain = false;
+        this.schedule(again ? 0 : Math.max(0, this.options.intervalMs - (Date.now() - startedAt)));
       });
     }, delayMs);
   }
@@ -76,6 +92,8 @@ export class HeartbeatLoop {
     try {
       const snapshot = await this.options.dataPlane.snapshot();
       heartbeat = { ...this.builder.build(snapshot), configVersion: snapshot.configVersion };
+      const vrrp = this.options.vrrp?.();
+      if (vrrp) heartbeat.vrrp = vrrp;
     } catch (err) {
       this.counts.failed++;
       log.error({ err }, 'cannot take a data plane snapshot; heartbeat skipped');

@@ -2,6 +2,7 @@ import { AmphoraConfigError, safeParseAmphoraConfig, type AmphoraConfig } from '
 import type { ConfigDiff } from './config/diff.ts';
 import { DirectRouting } from './directrouting/controller.ts';
 import type { DrHost } from './directrouting/host.ts';
+import type { StickListener } from './balancer/backend.ts';
 import { Engine } from './engine.ts';
 import { HealthSupervisor } from './health/supervisor.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -16,6 +17,14 @@ export interface DataPlane {
   readonly config: AmphoraConfig | null;
   /** Stops accepting, drains connections for up to `graceMs`, then closes everything. */
   stop(graceMs: number): Promise<void>;
+  /**
+   * Persistence entries the data plane learns (SOURCE_IP and APP_COOKIE stickiness, the
+   * LAST_SUCCESSFUL member under key `current`, '' when it failed), in every worker: the agent shares
+   * them with the other amphora of an ACTIVE_STANDBY pair.
+   */
+  onPersistenceLearned(listener: StickListener): void;
+  /** Entries learned elsewhere (the peer amphora): applied in every worker, as if learned here. */
+  importPersistence(poolId: string, key: string, serverId: string): void;
 }
 
 /** Validation shared by every data plane: schema, semantics, and the controller's version order. */
@@ -50,6 +59,7 @@ export class LocalDataPlane implements DataPlane {
   readonly directRouting: DirectRouting;
   private readonly log: Logger;
   private applying: Promise<unknown> = Promise.resolve();
+  private readonly learnListeners: StickListener[] = [];
 
   constructor(options: LocalDataPlaneOptions = {}) {
     this.log = options.log ?? createLogger();
@@ -58,6 +68,9 @@ export class LocalDataPlane implements DataPlane {
       workers: 1,
       serveUdp: true,
       exclusiveUdp: false,
+      onStick: (poolId, key, serverId) => {
+        for (const listener of this.learnListeners) listener(poolId, key, serverId);
+      },
       metrics: async () => renderPrometheus(await this.snapshot()),
     });
     this.directRouting = new DirectRouting({ log: this.log, refreshMs: options.macRefreshMs, host: options.directRoutingHost });
@@ -99,6 +112,14 @@ export class LocalDataPlane implements DataPlane {
 
   async snapshot(): Promise<DataPlaneSnapshot> {
     return this.directRouting.addTo(this.engine.snapshot());
+  }
+
+  onPersistenceLearned(listener: StickListener): void {
+    this.learnListeners.push(listener);
+  }
+
+  importPersistence(poolId: string, key: string, serverId: string): void {
+    this.engine.importStick(poolId, key, serverId);
   }
 
   async stop(graceMs: number): Promise<void> {

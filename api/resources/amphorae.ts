@@ -32,6 +32,8 @@ async function amphoraViews(_db: Services['db'], rows: Row[]): Promise<ApiObject
     updated_at: formatTime(r.updated_at),
     image_id: r.image_id ?? null,
     compute_flavor: r.compute_flavor ?? null,
+    // Extension (ACTIVE_STANDBY): whether the amphora's last heartbeat said it holds the VIP; null before it reported.
+    vip_holder: r.vip_holder == null ? null : Boolean(r.vip_holder),
   }));
 }
 
@@ -70,6 +72,7 @@ export const amphoraSpec: ResourceSpec = {
     updated_at: col('updated_at'),
     image_id: col('image_id'),
     compute_flavor: col('compute_flavor'),
+    vip_holder: col('vip_holder', 'bool'),
   },
 };
 

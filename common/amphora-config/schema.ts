@@ -330,6 +330,35 @@ export const LimitsSchema = z
   })
   .strict();
 
+/**
+ * ACTIVE_STANDBY: what this amphora's election (amphora/vrrp) runs with. The controller gives both
+ * amphorae of a load balancer the same listeners; the election decides which one holds the VIPs.
+ */
+export const VrrpSchema = z
+  .object({
+    /** The role the controller gave this amphora (Octavia's amphora role). */
+    role: z.enum(['MASTER', 'BACKUP']),
+    /** Octavia's vrrp_priority: MASTER 100, BACKUP 90. Higher wins an election. */
+    priority: z.number().int().min(1).max(254),
+    /** Octavia's vrrp_id (the virtual router id). */
+    routerId: z.number().int().min(1).max(255).default(1),
+    /** This amphora's own address on the VIP network: adverts and the persistence sync use it. */
+    address: ipAddress,
+    /** The other amphorae's addresses: adverts are unicast to them. */
+    peers: z.array(ipAddress).min(1),
+    /** The interface that carries `address` and, while MASTER, the VIPs; null: the one holding `address`. */
+    interface: z.string().min(1).max(15).nullable().default(null),
+    /** Time between adverts (Octavia's vrrp_advert_int, 1 s); the peer is declared dead after about 3 of them. */
+    advertIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    /** Whether a higher-priority amphora takes the VIP back from a running MASTER (off: one cut, not two). */
+    preempt: z.boolean().default(false),
+    /** Hex of the load balancer's election key (HMAC of adverts and of the persistence sync); never logged. */
+    authKey: z.string().regex(/^([0-9a-fA-F]{2}){16,64}$/, 'must be 16 to 64 bytes of hex'),
+    /** TCP port on `address` where the BACKUP receives the MASTER's persistence entries (extension). */
+    syncPort: port.default(1114),
+  })
+  .strict();
+
 export const AmphoraConfigSchema = z
   .object({
     version: z.literal(AMPHORA_CONFIG_SCHEMA_VERSION),
@@ -341,5 +370,7 @@ export const AmphoraConfigSchema = z
     limits: LimitsSchema.prefault({}),
     listeners: z.array(ListenerSchema).default([]),
     pools: z.array(PoolSchema).default([]),
+    /** ACTIVE_STANDBY only; null: this amphora holds the VIPs alone (SINGLE). */
+    vrrp: VrrpSchema.nullable().default(null),
   })
   .strict();

@@ -181,6 +181,21 @@ export function checkSemantics(config: AmphoraConfig): ConfigIssue[] {
     }
   });
 
+  if (config.vrrp) issues.push(...checkVrrp(config));
+  return issues;
+}
+
+/** The election's addresses: its own is no peer's and no VIP, and all of one IP version. */
+function checkVrrp(config: AmphoraConfig): ConfigIssue[] {
+  const vrrp = config.vrrp!;
+  const issues: ConfigIssue[] = [];
+  const vips = new Set(config.vips.map((v) => v.address));
+  if (vips.has(vrrp.address)) issues.push({ path: ['vrrp', 'address'], message: 'must be the amphora\'s own address, not a VIP' });
+  vrrp.peers.forEach((peer, i) => {
+    if (peer === vrrp.address) issues.push({ path: ['vrrp', 'peers', i], message: 'is this amphora\'s own address' });
+    else if (vips.has(peer)) issues.push({ path: ['vrrp', 'peers', i], message: 'is a VIP, not a peer amphora\'s address' });
+    else if (isIP(peer) !== isIP(vrrp.address)) issues.push({ path: ['vrrp', 'peers', i], message: 'is not of the IP version of vrrp.address' });
+  });
   return issues;
 }
 

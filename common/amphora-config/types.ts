@@ -17,6 +17,7 @@ import type {
   TLS_VERSION_NAMES,
   TlsCertificateSchema,
   VipSchema,
+  VrrpSchema,
 } from './schema.ts';
 
 /** A validated config, every default filled in. */
@@ -25,6 +26,8 @@ export type AmphoraConfig = z.output<typeof AmphoraConfigSchema>;
 export type AmphoraConfigInput = z.input<typeof AmphoraConfigSchema>;
 
 export type Vip = z.output<typeof VipSchema>;
+export type Vrrp = z.output<typeof VrrpSchema>;
+export type VrrpInput = z.input<typeof VrrpSchema>;
 export type Limits = z.output<typeof LimitsSchema>;
 export type Listener = z.output<typeof ListenerSchema>;
 export type ListenerInput = z.input<typeof ListenerSchema>;

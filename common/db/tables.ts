@@ -66,6 +66,8 @@ export const tables = {
     vrrp_port_id: ref(), ha_port_id: ref(), cert_expiration: date(), cert_busy: bool(), role: str(36),
     status: str(36, false), vrrp_interface: str(16), vrrp_id: int(), vrrp_priority: int(), cached_zone: str(),
     image_id: str(36), compute_flavor: str(255), ...timestamps(),
+    // Extension (migration 0005): whether its last heartbeat said it holds the VIP; null until it reports.
+    vip_holder: bool(true),
   },
   amphora_health: { amphora_id: { ...ref(false), primaryKey: true }, last_update: date(false), busy: bool() },
   listener_statistics: {

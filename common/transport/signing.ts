@@ -97,6 +97,15 @@ export function deriveAmphoraKey(masterKey: string | Buffer, amphoraId: string):
   return Buffer.from(hkdfSync('sha256', toKey(masterKey), HKDF_SALT, `amphora:${amphoraId}`, 32));
 }
 
+/**
+ * The election key of one load balancer (ACTIVE_STANDBY): both of its amphorae get it in their
+ * configuration and authenticate their adverts and persistence sync with it. Distinct from every
+ * amphora key (another HKDF info), so it grants nothing on the controller's transport.
+ */
+export function deriveVrrpKey(masterKey: string | Buffer, loadBalancerId: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', toKey(masterKey), HKDF_SALT, `vrrp:${loadBalancerId}`, 32));
+}
+
 function hmacHex(key: Buffer, payload: Buffer): string {
   return createHmac('sha256', key).update(payload).digest('hex');
 }

@@ -14,6 +14,7 @@ import { NetnsComputeDriver } from '../compute/netns.ts';
 import { NoopComputeDriver } from '../compute/noop.ts';
 import { novaComputeDriver } from '../compute/nova-from-config.ts';
 import { ProcessComputeDriver, type ProcessComputeOptions } from '../compute/process.ts';
+import { LocalFloatingIps } from '../network/local/floating-ips.ts';
 import { localNetworkDriver } from '../network/local/from-config.ts';
 import { HealthManager } from '../health/health-manager.ts';
 import { SparePool } from './spare-pool.ts';
@@ -52,10 +53,27 @@ export async function createAmphoraBackends(config: ArgonautConfig, db: Database
   }
   let certificates: Promise<CertificateManager | null> | undefined;
   const delivery = new AgentConfigDelivery(db, transport, log.child({ component: 'config-delivery' }), cw.configAckTimeoutMs, masterKey, () =>
-    (certificates ??= createCertificateManager(config, db, log)),
+    (certificates ??= createCertificateManager(config, db, log)), config.vrrp,
   );
   const compute = createComputeDriver(config, db, log, broker);
-  if (compute instanceof NetnsComputeDriver) await localNetworkDriver(config, db).ensureBridge(config.localNetwork.bridge);
+  if (compute instanceof NetnsComputeDriver) {
+    const local = localNetworkDriver(config, db);
+    await local.ensureBridge(config.localNetwork.bridge);
+    const floating = config.localNetwork.floatingNetwork;
+    if (floating) {
+      const router = new LocalFloatingIps({
+        prefix: config.localNetwork.prefix,
+        externalCidr: floating.cidr,
+        ...(floating.routerAddress ? { routerAddress: floating.routerAddress } : {}),
+        internalBridge: config.localNetwork.bridge,
+        routerInternalAddress: floating.routerInternalAddress,
+        internalPrefixLength: local.prefixLength,
+      });
+      await router.ensure();
+      for (const a of floating.associations) await router.associate(a.floatingIp, a.vipAddress);
+      log.info({ router: router.routerNamespace, associations: router.list() }, 'floating IPs associated');
+    }
+  }
   let healthManager: HealthManager | undefined;
   const spares =
     cw.sparePoolSize > 0 && compute.name !== 'noop'

@@ -10,7 +10,8 @@ import type { LoadBalancerTree } from '../controller/completion.ts';
 import { wholeSeconds } from '../health/heartbeat-db.ts';
 import type { CertificateManager } from '../../common/certificates/index.ts';
 import { Sealer } from '../../common/certificates/sealing.ts';
-import { renderAmphoraConfig } from './render-config.ts';
+import { deriveVrrpKey } from '../../common/transport/signing.ts';
+import { renderAmphoraConfig, type VrrpRenderInput } from './render-config.ts';
 import { resolveTreeTls, type TreeTlsMaterial } from './tls-material.ts';
 
 export interface ConfigDelivery {
@@ -36,11 +37,21 @@ const IN_SERVICE = ['BOOTING', 'ALLOCATED'];
 /** Recorded documents holding TLS material (private keys) are sealed at rest: this prefix marks them. */
 const SEALED = 'sealed:';
 
+/** The election settings every ACTIVE_STANDBY amphora gets (the `vrrp` section of the configuration). */
+export interface VrrpSettings {
+  advertIntervalMs: number;
+  preempt: boolean;
+  syncPort: number;
+}
+
+export const DEFAULT_VRRP_SETTINGS: VrrpSettings = { advertIntervalMs: 1000, preempt: false, syncPort: 1114 };
+
 export class AgentConfigDelivery implements ConfigDelivery {
   /** Seals recorded documents that carry private keys (AES-256-GCM, a key derived from the master key). */
   private readonly sealer: Sealer;
   /** The amphorae of one operation share its tree: its references are resolved once, not per amphora. */
   private readonly resolved = new WeakMap<LoadBalancerTree, Promise<TreeTlsMaterial>>();
+  private readonly masterKey: Buffer;
 
   constructor(
     private readonly db: Database,
@@ -50,7 +61,9 @@ export class AgentConfigDelivery implements ConfigDelivery {
     masterKey: Buffer,
     /** Resolves listeners' and pools' certificate references (null: no certificate manager). */
     private readonly certificates: () => Promise<CertificateManager | null>,
+    private readonly vrrp: VrrpSettings = DEFAULT_VRRP_SETTINGS,
   ) {
+    this.masterKey = masterKey;
     this.sealer = new Sealer(masterKey, 'amphora configurations at rest v1');
   }
 
@@ -130,9 +143,21 @@ export class AgentConfigDelivery implements ConfigDelivery {
       const model = db.models.amphora_config;
       const current = (await model.findByPk(amphoraId, { raw: true, transaction: t, lock: db.lock })) as Row | null;
       const configVersion = (current?.config_version ?? 0) + 1;
-      const config = renderAmphoraConfig(tree, amphoraId, configVersion, tls);
+      // Read now, not with the tree: an amphora replaced during the operation is the peer of the other.
+      const amphorae = (await db.models.amphora.findAll({ where: { load_balancer_id: tree.lb.id, status: IN_SERVICE }, raw: true, transaction: t })) as Row[];
+      const vrrp: VrrpRenderInput = { amphorae, authKey: deriveVrrpKey(this.masterKey, tree.lb.id).toString('hex'), ...this.vrrp };
+      const config = renderAmphoraConfig(tree, amphoraId, configVersion, tls, vrrp);
+      const self = amphorae.find((a) => a.id === amphoraId);
+      if (config.vrrp == null && (self?.role === 'MASTER' || self?.role === 'BACKUP')) {
+        // Served without an election: nothing holds the VIP on such an amphora (its peer or its own address is missing).
+        this.log.warn(
+          { amphoraId, loadBalancerId: tree.lb.id, configVersion, amphorae: amphorae.map((a) => ({ id: a.id, role: a.role, status: a.status, address: a.vrrp_ip ?? a.lb_network_ip ?? null })) },
+          'ACTIVE_STANDBY amphora configured without an election: no peer address known',
+        );
+      }
       const text = JSON.stringify(config);
-      const hasKeys = tls.listeners.size + tls.pools.size > 0;
+      // Private keys and the election key are sealed at rest.
+      const hasKeys = tls.listeners.size + tls.pools.size > 0 || config.vrrp != null;
       const values = { config_version: configVersion, document: hasKeys ? SEALED + this.sealer.seal(text, amphoraId) : text, updated_at: new Date() };
       if (current) await model.update(values, { where: { amphora_id: amphoraId }, transaction: t });
       else await model.create({ amphora_id: amphoraId, ...values }, { transaction: t });

@@ -18,7 +18,8 @@ import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
 import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
 import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
-import type { ConfigDelivery } from './config-delivery.ts';
+import { DEFAULT_VRRP_SETTINGS, type ConfigDelivery } from './config-delivery.ts';
+import { DEFAULT_VRRP_PORT } from '../../amphora/vrrp/index.ts';
 import type { SparePool } from './spare-pool.ts';
 import { UnsupportedOptionError } from '../provider.ts';
 import { AMPHORA_AZ_CAPABILITIES, AMPHORA_FLAVOR_CAPABILITIES } from './capabilities.ts';
@@ -39,6 +40,8 @@ export interface AmphoraProviderOptions {
   /** Every amphora's key is derived from it (given to the compute driver at boot). */
   masterKey: Buffer;
   defaultTopology: 'SINGLE' | 'ACTIVE_STANDBY';
+  /** ACTIVE_STANDBY: the TCP port of the amphorae's persistence sync (config vrrp.syncPort), opened in Neutron's lb- group. */
+  vrrpSyncPort?: number;
   workerDelayMs: number;
 }
 
@@ -197,8 +200,31 @@ export class AmphoraProvider extends WorkerProvider {
     if (isReplacement) throw new AmphoraDiedError(`amphora ${amphora.id} (${amphora.compute_id}) died before acknowledging its configuration`);
     log.warn({ amphoraId: amphora.id, loadBalancerId: lb.id, computeId: amphora.compute_id }, 'amphora died while its configuration was awaited: replacing it');
     await this.retire(amphora);
-    const replacement = await this.boot(lb, amphora.role ?? 'STANDALONE');
+    const replacement = await this.boot(lb, await this.replacementRole(lb, amphora));
     await this.deliverWatched(lb, replacement, tree, true);
+    // ACTIVE_STANDBY: the other amphora's election must learn its new peer (and maybe its new role).
+    if (replacement.role === 'MASTER' || replacement.role === 'BACKUP') {
+      const siblings = (await this.amphoraeOf(lb.id, IN_SERVICE)).filter((a) => a.id !== replacement.id);
+      await Promise.all(siblings.map((a) => this.opts.delivery.deliver(a.id, tree)));
+    }
+  }
+
+  /**
+   * The role the replacement of `failed` boots with. ACTIVE_STANDBY: when a MASTER fails while its
+   * BACKUP lives, the BACKUP (which took the VIP) becomes MASTER (priority 100) and the replacement
+   * joins as BACKUP, so that it never preempts the amphora serving now.
+   */
+  private async replacementRole(lb: Row, failed: Row): Promise<string> {
+    const all = await this.amphoraeOf(lb.id, null);
+    // The row as it is now: an earlier replacement of the same operation may have promoted it.
+    const role = all.find((a) => a.id === failed.id)?.role ?? failed.role ?? 'STANDALONE';
+    if (role !== 'MASTER') return role;
+    const survivor = all.find((a) => a.id !== failed.id && a.role === 'BACKUP' && IN_SERVICE.includes(a.status));
+    if (!survivor) return role;
+    const { db, log } = this.opts;
+    await db.tx((t) => db.models.amphora.update({ role: 'MASTER', vrrp_priority: 100, updated_at: nowSeconds() }, { where: { id: survivor.id }, transaction: t }));
+    log.info({ amphoraId: survivor.id, loadBalancerId: lb.id, failedAmphoraId: failed.id }, 'the BACKUP amphora becomes MASTER; the replacement joins as BACKUP');
+    return 'BACKUP';
   }
 
   /** Boots an amphora for every role without a living one (dead ones are removed first); returns the amphorae in service. */
@@ -207,6 +233,12 @@ export class AmphoraProvider extends WorkerProvider {
     for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) {
       if (amphora.compute_id && (await this.opts.compute.isAlive(amphora.compute_id))) living.push(amphora);
       else await this.retire(amphora);
+    }
+    // ACTIVE_STANDBY with only the BACKUP alive: it holds the VIP now and becomes MASTER; the new one joins as BACKUP.
+    if (living.length === 1 && living[0]!.role === 'BACKUP' && this.roles(lb).includes('MASTER')) {
+      const { db } = this.opts;
+      await db.tx((t) => db.models.amphora.update({ role: 'MASTER', vrrp_priority: 100, updated_at: nowSeconds() }, { where: { id: living[0]!.id }, transaction: t }));
+      living[0] = { ...living[0]!, role: 'MASTER', vrrp_priority: 100 };
     }
     const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
     return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role))))];
@@ -219,8 +251,9 @@ export class AmphoraProvider extends WorkerProvider {
    */
   private async replace(lb: Row, amphorae: Row[]): Promise<void> {
     for (const amphora of amphorae) {
+      const role = await this.replacementRole(lb, amphora);
       await this.retire(amphora);
-      await this.boot(lb, amphora.role ?? 'STANDALONE');
+      await this.boot(lb, role);
     }
     if (amphorae.length === 0) await this.ensureAmphorae(lb);
   }
@@ -311,6 +344,7 @@ export class AmphoraProvider extends WorkerProvider {
         allowedCidrs: parseJson<string[] | null>(l.allowed_cidrs, null) ?? [],
       })),
       activeStandby: (lb.topology ?? this.opts.defaultTopology) === 'ACTIVE_STANDBY',
+      electionPorts: { advertUdp: DEFAULT_VRRP_PORT, syncTcp: this.opts.vrrpSyncPort ?? DEFAULT_VRRP_SETTINGS.syncPort },
       vipPortId: lb.vip_port_id ?? null,
       vipSgIds,
     });

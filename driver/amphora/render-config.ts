@@ -1,6 +1,6 @@
 // The database graph of one load balancer -> the AmphoraConfig document its amphorae apply.
 // Pure: same tree, same amphora, same version -> same document. Objects being deleted are left out.
-import type { AmphoraConfigInput, ListenerInput, PoolInput } from '../../common/amphora-config/index.ts';
+import type { AmphoraConfigInput, ListenerInput, PoolInput, VrrpInput } from '../../common/amphora-config/index.ts';
 import type { Row } from '../../common/db/database.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
 import type { TreeTlsMaterial } from './tls-material.ts';
@@ -15,8 +15,29 @@ const byCreation = (a: Row, b: Row) => String(a.created_at).localeCompare(String
 
 const NO_TLS: TreeTlsMaterial = { listeners: new Map(), pools: new Map() };
 
-/** `tls`: the listeners' and pools' certificate material, resolved beforehand (tls-material.ts resolveTreeTls). */
-export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, configVersion: number, tls: TreeTlsMaterial = NO_TLS): AmphoraConfigInput {
+/** ACTIVE_STANDBY: what the election section is rendered from (vrrp-settings.ts). */
+export interface VrrpRenderInput {
+  /** The load balancer's amphorae in service (BOOTING, ALLOCATED). */
+  amphorae: Row[];
+  /** Hex of deriveVrrpKey(masterKey, load balancer id). */
+  authKey: string;
+  advertIntervalMs: number;
+  preempt: boolean;
+  syncPort: number;
+}
+
+/**
+ * `tls`: the listeners' and pools' certificate material, resolved beforehand (tls-material.ts
+ * resolveTreeTls). `vrrp`: given for every load balancer; the section is rendered only for an
+ * amphora with role MASTER or BACKUP whose address and peer's address are known.
+ */
+export function renderAmphoraConfig(
+  tree: LoadBalancerTree,
+  amphoraId: string,
+  configVersion: number,
+  tls: TreeTlsMaterial = NO_TLS,
+  vrrp: VrrpRenderInput | null = null,
+): AmphoraConfigInput {
   const { lb } = tree;
   const additional = json<Array<{ ip_address: string | null; subnet_id: string; port_id: string | null }>>(lb.additional_vips, []);
   return {
@@ -37,6 +58,7 @@ export function renderAmphoraConfig(tree: LoadBalancerTree, amphoraId: string, c
       const servesBoth = live(tree.listeners).some((l) => l.also_udp && l.default_pool_id === p.id);
       return servesBoth ? [pool, udpTwinPool(pool)] : [pool];
     }),
+    vrrp: vrrp ? renderVrrp(amphoraId, vrrp) : null,
   };
 }
 
@@ -64,6 +86,35 @@ function udpTwinPool(p: PoolInput): PoolInput {
     protocol: 'UDP',
     members: (p.members ?? []).map((m) => ({ ...m, id: udpTwinId(m.id) })),
     healthMonitor: p.healthMonitor ? { ...p.healthMonitor, id: udpTwinId(p.healthMonitor.id) } : null,
+  };
+}
+
+const ELECTED_ROLES = ['MASTER', 'BACKUP'];
+
+/** An amphora's own address on the VIP network: its VRRP port's (neutron), else its management address. */
+const vrrpAddressOf = (amphora: Row): string | null => amphora.vrrp_ip ?? amphora.lb_network_ip ?? null;
+
+function renderVrrp(amphoraId: string, input: VrrpRenderInput): VrrpInput | null {
+  const self = input.amphorae.find((a) => a.id === amphoraId);
+  if (!self || !ELECTED_ROLES.includes(self.role)) return null;
+  const address = vrrpAddressOf(self);
+  const peers = input.amphorae
+    .filter((a) => a.id !== amphoraId && ELECTED_ROLES.includes(a.role))
+    .sort(byCreation)
+    .map(vrrpAddressOf)
+    .filter((a): a is string => a !== null && a !== address);
+  if (!address || peers.length === 0) return null;
+  return {
+    role: self.role,
+    priority: self.vrrp_priority ?? (self.role === 'MASTER' ? 100 : 90),
+    routerId: self.vrrp_id ?? 1,
+    address,
+    peers,
+    interface: self.vrrp_interface ?? null,
+    advertIntervalMs: input.advertIntervalMs,
+    preempt: input.preempt,
+    authKey: input.authKey,
+    syncPort: input.syncPort,
   };
 }
 

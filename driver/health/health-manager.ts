@@ -7,7 +7,7 @@ import type { Logger } from '../../common/logging.ts';
 import type { Heartbeat } from '../../common/messages.ts';
 import type { MessageMeta } from '../../common/transport/transport.ts';
 import { KeyedQueue } from '../controller/keyed-queue.ts';
-import { addListenerStatistics, loadLoadBalancer, LockBusyError, refreshHealth, wholeSeconds, writeStatusChanges } from './heartbeat-db.ts';
+import { addListenerStatistics, loadLoadBalancer, LockBusyError, recordVipHolder, refreshHealth, wholeSeconds, writeStatusChanges } from './heartbeat-db.ts';
 import { statusChanges, type StatusChanges } from './heartbeat-status.ts';
 import { claimForFailover, dropHealth, findExpired, releaseClaim } from './stale-amphorae.ts';
 
@@ -15,7 +15,7 @@ import { claimForFailover, dropHealth, findExpired, releaseClaim } from './stale
 const LOCK_ATTEMPTS = 6;
 const LOCK_RETRY_MS = 20;
 
-type Amphora = { status: string; load_balancer_id: string | null } | null;
+type Amphora = { status: string; load_balancer_id: string | null; vip_holder?: boolean | number | null } | null;
 
 type HeartbeatOutcome =
   | { ignored: string }
@@ -302,7 +302,12 @@ export class HealthManager {
       if (stale) return { stale: true };
       const changes = statusChanges(state.snapshot, h);
       await writeStatusChanges(this.db, lbId, changes, at, t);
-      if (changes.refreshHealth) await refreshHealth(this.db, h.id, at, t);
+      // An amphora whose election is in FAULT (its VIP interface or data plane failed) cannot take
+      // the VIP: it is not refreshed, so that it goes stale and is failed over like a silent one.
+      if (changes.refreshHealth && h.vrrp?.state !== 'FAULT') await refreshHealth(this.db, h.id, at, t);
+      // No election report (SINGLE, or the configuration dropped the section): null, "not reported".
+      const holds = h.vrrp ? h.vrrp.holdsVip : null;
+      if ((amp!.vip_holder ?? null) !== null ? Boolean(amp!.vip_holder) !== holds : holds !== null) await recordVipHolder(this.db, h.id, holds, t);
       return { changes, loadBalancerId: lbId, expected: state.snapshot.listeners.filter((l) => l.enabled).length };
     });
   }

@@ -121,6 +121,12 @@ export async function refreshHealth(db: Database, amphoraId: string, at: Date, t
   else await m.amphora_health.create({ amphora_id: amphoraId, last_update: at, busy: false }, { transaction: t });
 }
 
+/** ACTIVE_STANDBY (extension): whether the amphora holds the VIP, as its heartbeat says. */
+export async function recordVipHolder(db: Database, amphoraId: string, holdsVip: boolean | null, t: Transaction): Promise<void> {
+  await lockNow(db, 'amphora', [amphoraId], t);
+  await db.models.amphora.update({ vip_holder: holdsVip }, { where: { id: amphoraId }, transaction: t });
+}
+
 /**
  * Adds a v3 heartbeat's deltas (rx, tx, totconns, ereq) to the (listener, amphora) rows of the
  * listeners the load balancer has; `conns` replaces active_connections when `setActive` (a late

@@ -98,8 +98,10 @@ export interface VipSecurityGroupRequest {
   vipAddresses: string[];
   /** The listeners that are not being deleted. */
   listeners: ListenerRuleSpec[];
-  /** ACTIVE_STANDBY: VRRP (protocol 112) and AH (51) are let in as well. */
+  /** ACTIVE_STANDBY: VRRP (protocol 112) and AH (51) are let in as well, and the election's ports. */
   activeStandby: boolean;
+  /** ACTIVE_STANDBY: the election's adverts (UDP) and persistence sync (TCP) between the amphorae. */
+  electionPorts?: { advertUdp: number; syncTcp: number };
   /** The VIP port: the group (and vipSgIds) are set on it. */
   vipPortId?: string | null;
   /** vip_sg_ids: when given the listener rules are left out (the user's groups decide), as Octavia does. */
@@ -445,6 +447,12 @@ function wantedRules(req: VipSecurityGroupRequest): Map<string, RuleSpec> {
   }
   if (req.activeStandby) {
     for (const protocol of [VRRP_PROTOCOL, AH_PROTOCOL]) rules.push({ ethertype: primary, protocol, port_range_min: null, port_range_max: null, remote_ip_prefix: null });
+    // Argonaut's election is not IP protocol 112: HMAC-authenticated UDP adverts and a TCP persistence sync.
+    if (req.electionPorts) {
+      const { advertUdp, syncTcp } = req.electionPorts;
+      rules.push({ ethertype: primary, protocol: 'udp', port_range_min: advertUdp, port_range_max: advertUdp, remote_ip_prefix: null });
+      rules.push({ ethertype: primary, protocol: 'tcp', port_range_min: syncTcp, port_range_max: syncTcp, remote_ip_prefix: null });
+    }
   }
   return new Map(rules.map((r) => [ruleKey(r), r]));
 }

@@ -416,3 +416,43 @@ describe('amphora agent: commands and stopping', () => {
     expect(dp.applied).toEqual([]);
   });
 });
+
+describe('amphora agent: the election (ACTIVE_STANDBY)', () => {
+  it('starts the election from the vrrp section, reports it in a heartbeat sent at once on a change, and stops it before draining', async () => {
+    const s = setup();
+    await s.controller.listen();
+    const order: string[] = [];
+    let onState: ((c: { from: string; to: string; reason: string }) => void) | undefined;
+    let holds = false;
+    let started: Record<string, unknown> | undefined;
+    const { agent, dp, started: agentStarted } = startAgent(s, {
+      startElection: async (settings) => {
+        started = { ...settings };
+        return {
+          status: () => ({ state: holds ? 'MASTER' : 'BACKUP', holdsVip: holds }),
+          on: (_event, listener) => (onState = listener),
+          fail: () => {},
+          stop: async () => void order.push(`election stopped (data plane stopped: ${dp.stopped})`),
+        };
+      },
+    });
+    await agentStarted;
+    const config = {
+      ...document(s.amphoraId, 1, s.vip, [], []),
+      vrrp: { role: 'BACKUP', priority: 90, address: '127.0.0.65', peers: ['127.0.0.66'], interface: 'lo', advertIntervalMs: 50, authKey: 'ab'.repeat(32), syncPort: await freePort() },
+    };
+    const ack = await s.controller.transport.pushConfig(push(s.amphoraId, 1, config), { timeoutMs: 5000, retries: 0 });
+    expect(ack.ok).toBe(true);
+    expect(started).toEqual({ interface: 'lo', vips: [s.vip], localAddress: '127.0.0.65', peers: ['127.0.0.66'], routerId: 1, priority: 90, advertIntervalMs: 50, preempt: false, authKey: 'ab'.repeat(32) });
+    await waitFor('a heartbeat reporting BACKUP', () => s.controller.heartbeats.some((h: Heartbeat) => h.vrrp?.state === 'BACKUP'));
+    // The heartbeat interval is a minute here: the next one comes because the state changed.
+    holds = true;
+    const changedAt = Date.now();
+    onState!({ from: 'BACKUP', to: 'MASTER', reason: 'test' });
+    await waitFor('a heartbeat reporting the VIP held', () => s.controller.heartbeats.some((h: Heartbeat) => h.vrrp?.holdsVip === true), 3000);
+    expect(s.controller.heartbeatTimes.at(-1)! - changedAt).toBeLessThan(3000);
+    await agent.stop('test');
+    expect(order).toEqual(['election stopped (data plane stopped: false)']);
+    expect(dp.stopped).toBe(true);
+  });
+});

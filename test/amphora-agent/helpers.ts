@@ -152,6 +152,14 @@ export class RecordingDataPlane implements DataPlane {
     this.stopped = true;
     await this.inner.stop(graceMs);
   }
+
+  onPersistenceLearned(listener: Parameters<DataPlane['onPersistenceLearned']>[0]): void {
+    this.inner.onPersistenceLearned(listener);
+  }
+
+  importPersistence(poolId: string, key: string, serverId: string): void {
+    this.inner.importPersistence(poolId, key, serverId);
+  }
 }
 
 /** The test's controller: answers config fetches with `current` and records heartbeats. */

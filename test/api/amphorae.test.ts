@@ -9,7 +9,8 @@ const MISSING = '3f0cbd52-1d36-4d31-9a3e-2d5e0c3c1a77';
 const AMPHORA_KEYS = [
   'cached_zone', 'cert_busy', 'cert_expiration', 'compute_flavor', 'compute_id', 'created_at', 'ha_ip', 'ha_port_id', 'id', 'image_id',
   'lb_network_ip', 'loadbalancer_id', 'role', 'status', 'updated_at', 'vrrp_id', 'vrrp_interface', 'vrrp_ip', 'vrrp_port_id', 'vrrp_priority',
-];
+  'vip_holder', // extension: null until the amphora's heartbeat reports its election
+].sort();
 const A = '/v2/octavia/amphorae';
 
 let api: TestApi;
@@ -62,7 +63,7 @@ describe('list and show', () => {
     expect(amps).toHaveLength(1);
     const amp = amps[0];
     expect(Object.keys(amp).sort()).toEqual(AMPHORA_KEYS);
-    expect(amp).toMatchObject({ loadbalancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', cert_busy: false, ha_ip: lb.vip_address });
+    expect(amp).toMatchObject({ loadbalancer_id: lb.id, role: 'STANDALONE', status: 'ALLOCATED', cert_busy: false, ha_ip: lb.vip_address, vip_holder: null });
     expect(amp.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/);
     const shown = await admin.get(`${A}/${amp.id}`);
     expect(shown.status).toBe(200);
@@ -170,6 +171,28 @@ describe('failover', () => {
     expect((await admin.get(`${A}/${old.id}`)).status).toBe(404);
     expect((await admin.get(`${A}?status=DELETED`)).body.amphorae).toEqual([]);
     expect((await admin.put(`${A}/${old.id}/failover`)).status).toBe(404);
+  });
+
+  it('ACTIVE_STANDBY: failing the MASTER over promotes the BACKUP (which took the VIP) and the replacement joins as BACKUP', async () => {
+    const fp = await admin.post('/v2/lbaas/flavorprofiles', {
+      flavorprofile: { name: 'ha-failover', provider_name: 'amphora', flavor_data: '{"loadbalancer_topology": "ACTIVE_STANDBY"}' },
+    });
+    const flavor = await admin.post('/v2/lbaas/flavors', { flavor: { name: 'ha-failover', flavor_profile_id: fp.body.flavorprofile.id } });
+    const ha = await createLb(owner, { flavor_id: flavor.body.flavor.id });
+    const before = await amphoraeOf(ha.id);
+    const master = before.find((a) => a.role === 'MASTER');
+    const backup = before.find((a) => a.role === 'BACKUP');
+    expect((await admin.put(`${A}/${master.id}/failover`)).status).toBe(202);
+    await api.settle();
+    const after = await amphoraeOf(ha.id);
+    const pairs = after.map((a: { id: string; role: string; vrrp_priority: number }) => [a.id === backup.id ? 'old backup' : a.id === master.id ? 'old master' : 'new', a.role, a.vrrp_priority]);
+    expect(pairs.sort()).toEqual([['new', 'BACKUP', 90], ['old backup', 'MASTER', 100]]);
+    // Failing the BACKUP over replaces it as BACKUP; the MASTER stays.
+    const replacement = after.find((a) => a.role === 'BACKUP');
+    expect((await admin.put(`${A}/${replacement.id}/failover`)).status).toBe(202);
+    await api.settle();
+    const last = await amphoraeOf(ha.id);
+    expect(last.map((a: { id: string; role: string }) => [a.id === backup.id ? 'old backup' : 'new', a.role]).sort()).toEqual([['new', 'BACKUP'], ['old backup', 'MASTER']]);
   });
 
   it('is admin only and leaves the load balancer ACTIVE when refused', async () => {

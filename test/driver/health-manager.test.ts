@@ -135,6 +135,35 @@ describe('heartbeats', () => {
     expect(hm.counters).toMatchObject({ heartbeatsHandled: 1, heartbeatsIgnored: 0, heartbeatsStale: 0 });
   });
 
+  it('the election report (extension) sets the amphora\'s vip_holder, shown by the API; a heartbeat without it makes it null', async () => {
+    const t = await tree();
+    const admin = api.client('admin-project:admin');
+    const shown = async () => (await admin.get(`/v2/octavia/amphorae/${t.amphoraId}`)).body.amphora.vip_holder;
+    expect(await shown()).toBeNull();
+    const hm = manager();
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'MASTER', holdsVip: true } }, meta());
+    expect(await shown()).toBe(true);
+    expect((await admin.get(`/v2/octavia/amphorae?loadbalancer_id=${t.lb.id}&vip_holder=true`)).body.amphorae.map((a: Obj) => a.id)).toEqual([t.amphoraId]);
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'MASTER', holdsVip: true } }, meta());
+    expect(await shown()).toBe(true);
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'BACKUP', holdsVip: false } }, meta());
+    expect(await shown()).toBe(false);
+    // An election in FAULT keeps the amphora from being refreshed: it goes stale and is failed over.
+    const before = await health(t.amphoraId);
+    clock += 2000;
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'FAULT', holdsVip: false } }, meta());
+    expect(await health(t.amphoraId)).toEqual(before);
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'BACKUP', holdsVip: false } }, meta());
+    expect(await health(t.amphoraId)).toEqual({ lastUpdate: secondOf(clock), busy: false });
+    // A heartbeat without the report (the configuration has no election any more): null again.
+    await hm.handleHeartbeat(heartbeat(t, ['UP', 'UP']), meta());
+    expect(await shown()).toBeNull();
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'BACKUP', holdsVip: false } }, meta());
+    // A stale heartbeat says nothing about now.
+    await hm.handleHeartbeat({ ...heartbeat(t, ['UP', 'UP']), vrrp: { state: 'MASTER', holdsVip: true } }, meta(clock - TIMEOUT));
+    expect(await shown()).toBe(false);
+  });
+
   it('a DOWN member is ERROR and its pool and load balancer DEGRADED; back UP, ONLINE again; only changed rows are written', async () => {
     const t = await tree();
     const hm = manager();

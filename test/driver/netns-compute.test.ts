@@ -155,24 +155,30 @@ describe.skipIf(!IS_ROOT)('netns compute driver (root)', () => {
     expect(await leftovers()).toEqual({ namespaces: [], links: [] });
   });
 
-  it('gives each amphora its own management address; a BACKUP binds the VIP without answering for it', async () => {
+  it('gives each amphora its own management address; an ACTIVE_STANDBY pair binds the VIP without holding it until one adds it', async () => {
     const { driver } = standIn();
     stops.push(() => driver.stop());
     const vip = '10.214.9.101';
-    const master = await driver.boot(bootRequest('MASTER', vip));
+    const masterReq = bootRequest('MASTER', vip);
+    const master = await driver.boot(masterReq);
     const backupReq = bootRequest('BACKUP', vip);
     const backup = await driver.boot(backupReq);
     expect([master.lbNetworkIp, backup.lbNetworkIp]).toEqual(['10.214.9.10', '10.214.9.11']);
+    const masterNs = `${prefix}-${masterReq.amphoraId}`;
     const backupNs = `${prefix}-${backupReq.amphoraId}`;
+    // Neither holds the VIP (the election adds it); both agents bound it all the same (ip_nonlocal_bind).
+    expect(await listAddresses(AMPHORA_INTERFACE, { netns: masterNs })).toEqual(['10.214.9.10/24']);
     expect(await listAddresses(AMPHORA_INTERFACE, { netns: backupNs })).toEqual(['10.214.9.11/24']);
-    expect(await listAddresses('lo', { netns: backupNs })).toEqual(['127.0.0.1/8', `${vip}/32`, '::1/128']);
-    await waitFor('the VIP to answer', () => requestFrom(client, vip, 80).then((r) => r.startsWith('MASTER'), () => false), 5000);
-    for (let i = 0; i < 3; i++) expect(await requestFrom(client, vip, 80)).toBe(`MASTER ${CLIENT_IP}`);
-    // The BACKUP's agent did bind the VIP inside its namespace.
-    expect(await requestFrom(backupNs, vip, 80)).toMatch(/^BACKUP /);
+    expect(await listAddresses('lo', { netns: backupNs })).toEqual(['127.0.0.1/8', '::1/128']);
+    await expect(requestFrom(client, vip, 80)).rejects.toThrow(/failed/);
+    // What the election does on the elected amphora: the VIP on its eth0; its listener serves at once.
+    await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: backupNs });
+    await waitFor('the VIP to answer', () => requestFrom(client, vip, 80).then((r) => r.startsWith('BACKUP'), () => false), 5000);
+    for (let i = 0; i < 3; i++) expect(await requestFrom(client, vip, 80)).toBe(`BACKUP ${CLIENT_IP}`);
     // A released management address is given again.
     await driver.destroy(master.computeId);
     expect((await driver.boot(bootRequest())).lbNetworkIp).toBe('10.214.9.10');
+    await driver.destroy(backup.computeId);
     await driver.stop();
     expect(await leftovers()).toEqual({ namespaces: [], links: [] });
   });

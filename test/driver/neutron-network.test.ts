@@ -169,6 +169,7 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
         { protocol: 'SCTP', protocolPort: 9000, allowedCidrs: [] },
       ],
       activeStandby: true,
+      electionPorts: { advertUdp: 5112, syncTcp: 1114 },
       vipPortId: vip.portId,
     });
     expect(await driver.securityGroupExists(sgId)).toBe(true);
@@ -192,6 +193,8 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
         'IPv6 sctp 9000-9000 any',
         'IPv4 112 --- any',
         'IPv4 51 --- any',
+        'IPv4 udp 5112-5112 any',
+        'IPv4 tcp 1114-1114 any',
       ].sort(),
     );
     expect((await port(vip.portId))!.security_groups).toEqual([sgId]);
@@ -288,6 +291,7 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
       vipAddresses: [vip.address],
       listeners: [{ protocol: 'HTTP', protocolPort: 80, allowedCidrs: [] }],
       activeStandby: true,
+      electionPorts: { advertUdp: 5112, syncTcp: 1114 },
       vipPortId: vip.portId,
     });
     const ports = [];

@@ -79,7 +79,7 @@ const CLIENT = `
 const net = require('node:net');
 process.on('message', (m) => {
   const started = Date.now();
-  const s = net.connect({ host: m.host, port: m.port });
+  const s = net.connect({ host: m.host, port: m.port, ...(m.localAddress ? { localAddress: m.localAddress } : {}) });
   const chunks = [];
   let done = false;
   const finish = (error) => {
@@ -109,10 +109,10 @@ export interface Exchange {
 }
 
 export interface ClientProcess {
-  /** Connects, sends `payload`, returns what came back until the server closed; rejects on error or timeout. */
-  exchange(host: string, port: number, payload: string, timeoutMs?: number): Promise<Exchange>;
+  /** Connects (from `localAddress` when given), sends `payload`, returns what came back until the server closed; rejects on error or timeout. */
+  exchange(host: string, port: number, payload: string, timeoutMs?: number, localAddress?: string): Promise<Exchange>;
   /** `GET path` with `Connection: close` on a connection of its own; resolves with the status, the body and the byte counts. */
-  get(host: string, port: number, path?: string, timeoutMs?: number): Promise<Exchange & { status: number; body: string }>;
+  get(host: string, port: number, path?: string, timeoutMs?: number, localAddress?: string): Promise<Exchange & { status: number; body: string }>;
   stop(): Promise<void>;
 }
 
@@ -141,17 +141,17 @@ export async function startClient(ns: string): Promise<ClientProcess> {
     for (const p of pending.values()) p.reject(new Error(`client in ${ns} exited: ${err.trim()}`));
     pending.clear();
   });
-  const exchange = (host: string, port: number, payload: string, timeoutMs = 5000) =>
+  const exchange = (host: string, port: number, payload: string, timeoutMs = 5000, localAddress?: string) =>
     new Promise<Exchange>((resolve, reject) => {
       if (!child.connected) return reject(new Error(`client in ${ns} is gone`));
       const id = nextId++;
       pending.set(id, { resolve, reject });
-      child.send({ id, host, port, payload, timeoutMs });
+      child.send({ id, host, port, payload, timeoutMs, localAddress });
     });
   return {
     exchange,
-    async get(host, port, path = '/', timeoutMs = 5000) {
-      const e = await exchange(host, port, `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: close\r\n\r\n`, timeoutMs);
+    async get(host, port, path = '/', timeoutMs = 5000, localAddress?: string) {
+      const e = await exchange(host, port, `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nConnection: close\r\n\r\n`, timeoutMs, localAddress);
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(e.data);
       const sep = e.data.indexOf('\r\n\r\n');
       if (!m || sep < 0) throw new Error(`not an HTTP response: ${JSON.stringify(e.data.slice(0, 200))}`);

@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import { renderPrometheus } from '../stats/prometheus.ts';
 import { mergeSnapshots, type DataPlaneSnapshot } from '../stats/snapshot.ts';
 import { TICKET_SECRET_ENV, ticketSecret } from '../tls/ticket-keys.ts';
+import type { StickListener } from '../balancer/backend.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
@@ -43,6 +44,7 @@ export class ClusterDataPlane implements DataPlane {
   readonly directRouting: DirectRouting;
   private stopping = false;
   private applying: Promise<unknown> = Promise.resolve();
+  private readonly learnListeners: StickListener[] = [];
 
   constructor(private readonly options: ClusterOptions) {
     this.directRouting = new DirectRouting({ log: options.log });
@@ -110,6 +112,7 @@ export class ClusterDataPlane implements DataPlane {
     switch (message.type) {
       case 'stick':
         for (const other of this.slots) if (other !== slot) this.sendTo(other, message);
+        for (const listener of this.learnListeners) listener(message.poolId, message.key, message.serverId);
         return;
       case 'metrics':
         this.snapshot().then(
@@ -192,6 +195,14 @@ export class ClusterDataPlane implements DataPlane {
     const seq = ++this.seq;
     const replies = await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
     return this.directRouting.addTo(mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : []))));
+  }
+
+  onPersistenceLearned(listener: StickListener): void {
+    this.learnListeners.push(listener);
+  }
+
+  importPersistence(poolId: string, key: string, serverId: string): void {
+    this.broadcast({ type: 'stick', poolId, key, serverId });
   }
 
   healthReports(): HealthReport[] {

@@ -2,9 +2,9 @@
 // host end is on the bridge and whose other end is the amphora's eth0 (stable MAC), a management
 // address from the management range, the default route via the bridge's address, and the VIP.
 //
-// The VIP: on eth0 for a STANDALONE or MASTER amphora. A BACKUP amphora gets it on its loopback with
-// ARP for it switched off, so that its data plane can bind the VIP without taking the traffic
-// (there is no VRRP moving the VIP between them yet).
+// The VIP: on eth0 for a STANDALONE amphora. The amphorae of an ACTIVE_STANDBY pair (MASTER,
+// BACKUP) get no VIP: their election (amphora/vrrp) puts it on the elected MASTER's eth0; both may
+// bind it meanwhile (ip_nonlocal_bind), so that the BACKUP serves as soon as it takes the VIP.
 //
 // With the `neutron` network driver the amphora has a Neutron port on the VIP subnet (its VRRP
 // port): an amphora booted for a load balancer gets that port's address and MAC on eth0 instead of
@@ -139,29 +139,35 @@ export class AmphoraNetwork {
     if (vip) await this.addVip(namespace, vip, role);
   }
 
+  /**
+   * STANDALONE: the VIP on eth0, announced. MASTER/BACKUP (ACTIVE_STANDBY): no VIP at all; the
+   * amphorae's election adds it to the elected MASTER's eth0 and removes it, so the data plane of
+   * both binds it without holding it (ip_nonlocal_bind).
+   */
   private async addVip(namespace: string, vip: string, role: string): Promise<void> {
-    if (role !== 'BACKUP') {
-      await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: namespace });
-      // The VIP may have been another amphora's a moment ago (failover): the neighbours learn its new MAC now.
-      await announceAddresses(AMPHORA_INTERFACE, { netns: namespace });
+    if (role === 'MASTER' || role === 'BACKUP') {
+      for (const setting of ['net.ipv4.ip_nonlocal_bind=1', 'net.ipv6.ip_nonlocal_bind=1']) {
+        const cmd = inNamespace(namespace, 'sysctl', ['-q', '-w', setting]);
+        await run(cmd.command, cmd.args);
+      }
       return;
     }
-    for (const setting of ['net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2']) {
-      const cmd = inNamespace(namespace, 'sysctl', ['-q', '-w', setting]);
-      await run(cmd.command, cmd.args);
-    }
-    await addAddress('lo', `${vip}/32`, { netns: namespace });
+    await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: namespace });
+    // The VIP may have been another amphora's a moment ago (failover): the neighbours learn its new MAC now.
+    await announceAddresses(AMPHORA_INTERFACE, { netns: namespace });
   }
 
   /** The lowest management address neither configured in one of our namespaces nor being configured. */
   private async reserveManagementAddress(): Promise<string> {
-    const used = new Set(this.pending);
+    const used = new Set<string>();
     for (const ns of (await listNamespaces()).filter((n) => hasPrefix(this.opts.prefix, n))) {
       for (const cidr of await addressesIn(ns)) used.add(cidr.split('/')[0]!);
     }
+    // `pending` is read after the scan, with no await before the pick: two plugs at once (a boot and
+    // a spare top-up) never pick the same address.
     for (let a = this.first; a <= this.last; a++) {
       const address = formatIp(4, a);
-      if (!used.has(address)) {
+      if (!used.has(address) && !this.pending.has(address)) {
         this.pending.add(address);
         return address;
       }

@@ -1,0 +1,90 @@
+// The guardian: a tiny bash process beside the election that removes the VIPs when the election
+// process dies or stalls, so that a dead election never leaves a VIP answering ARP (keepalived's
+// split brain when it is SIGKILLed). It reads one line per advert interval on its stdin: "M <resign
+// advert, base64>" while MASTER, "B" otherwise. At end of input (the election died, even by SIGKILL:
+// the kernel closes the pipe) or, while MASTER, when no line came for `timeoutMs` (the election hangs), it removes
+// the VIPs and, if it last heard "M", sends the resignation prepared by the election (signed, with a
+// sequence number reserved for it) to the peers, so that they take over at once instead of after the
+// master-down interval. It ignores SIGINT/SIGTERM/SIGHUP (it leaves when its input ends) and runs in a
+// process group of its own.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+
+const SCRIPT = `
+trap '' INT TERM HUP
+dev=$1; port=$2; timeout=$3; shift 3
+vips=(); while [ "$1" != -- ]; do vips+=("$1"); shift; done; shift
+resign=
+echo ready
+while if [ -n "$resign" ]; then IFS= read -r -t "$timeout" line; else IFS= read -r line; fi; do
+  case $line in "M "*) resign=\${line#M } ;; *) resign= ;; esac
+done
+for v in "\${vips[@]}"; do ip addr del "$v" dev "$dev" 2>/dev/null; done
+if [ -n "$resign" ]; then
+  for p in "$@"; do printf '%s' "$resign" | base64 -d > "/dev/udp/$p/$port"; done
+fi
+`;
+
+export interface GuardianOptions {
+  device: string;
+  /** With prefix length, as they are configured (10.0.0.5/32). */
+  vips: string[];
+  peers: string[];
+  port: number;
+  /** Silence after which it acts as if the election had died. */
+  timeoutMs: number;
+}
+
+export class Guardian {
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  constructor(
+    private readonly opts: GuardianOptions,
+    private readonly log: Logger,
+    /** Called when the guardian exits on its own (killed, or it timed out): the VIPs may be gone. */
+    private readonly onLost: (why: string) => void,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    const timeout = (this.opts.timeoutMs / 1000).toFixed(3);
+    const args = ['-c', SCRIPT, 'vrrp-guardian', this.opts.device, String(this.opts.port), timeout, ...this.opts.vips, '--', ...this.opts.peers];
+    const child = spawn('bash', args, { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    this.child = child;
+    child.stdin!.on('error', () => {}); // EPIPE after it exited: reported by 'exit' below
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('error', reject);
+      child.once('exit', (code, signal) => reject(new Error(`vrrp guardian exited at start (${code ?? signal})`)));
+    });
+    child.once('exit', (code, signal) => {
+      if (this.child === child) this.child = null;
+      if (this.stopping) return;
+      const why = `guardian exited (${signal ?? `code ${code}`})`;
+      this.log.error({ code, signal }, 'vrrp: the guardian exited');
+      this.onLost(why);
+    });
+    this.log.info({ pid: child.pid, timeoutMs: this.opts.timeoutMs }, 'vrrp: guardian started');
+  }
+
+  beat(resign: Buffer | null): void {
+    const stdin = this.child?.stdin;
+    if (stdin?.writable) stdin.write(resign ? `M ${resign.toString('base64')}\n` : 'B\n');
+  }
+
+  /** Ends its input after telling it not to resign (the election has already done so). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child) return;
+    if (child.stdin?.writable) child.stdin.end('B\n');
+    await this.exited;
+  }
+}

@@ -1,0 +1,175 @@
+// The advert: a fixed-size UDP payload authenticated with HMAC-SHA256 over everything before the MAC.
+//
+//   0  magic "ARVR"        4 bytes
+//   4  version             u8 (1)
+//   5  routerId            u8 (one election per pair; a packet of another pair is ignored)
+//   6  priority            u8 (0 = the sender resigns: it has released the VIP)
+//   7  state               u8 (1 BACKUP, 2 MASTER, 3 FAULT)
+//   8  advertIntervalMs    u32
+//  12  epoch               u64 (the sender's boot epoch: a new, larger one after every start)
+//  20  seq                 u64 (strictly increasing within an epoch)
+//  28  sender              16 bytes (the sender's address, IPv4-mapped for IPv4; must match the UDP source)
+//  44  hmac                32 bytes
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+
+export const ADVERT_BYTES = 76;
+const SIGNED_BYTES = 44;
+const MAGIC = Buffer.from('ARVR', 'latin1');
+const VERSION = 1;
+
+export const WIRE_STATES = { BACKUP: 1, MASTER: 2, FAULT: 3 } as const;
+export type WireState = keyof typeof WIRE_STATES;
+
+export interface Advert {
+  routerId: number;
+  priority: number;
+  state: WireState;
+  advertIntervalMs: number;
+  epoch: bigint;
+  seq: bigint;
+  /** The sender's address as text (IPv4 dotted or IPv6). */
+  sender: string;
+}
+
+/** A boot epoch: milliseconds since 1970 shifted left 16 bits, plus 16 random bits. Larger after a restart. */
+export function newEpoch(nowMs = Date.now()): bigint {
+  return (BigInt(nowMs) << 16n) | BigInt(randomInt(0, 65536));
+}
+
+export function addressBytes(address: string): Buffer {
+  if (isIPv4(address)) {
+    const b = Buffer.alloc(16);
+    b.writeUInt16BE(0xffff, 10);
+    address.split('.').forEach((o, i) => (b[12 + i] = Number(o)));
+    return b;
+  }
+  if (!isIPv6(address)) throw new Error(`not an IP address: ${address}`);
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const groups = (s: string | undefined) => (s ? s.split(':') : []);
+  let h = groups(head);
+  let t = groups(tail);
+  // An embedded IPv4 tail (::ffff:10.0.0.1) becomes two groups.
+  const fixV4 = (g: string[]) => {
+    const last = g[g.length - 1];
+    if (last && isIPv4(last)) {
+      const o = last.split('.').map(Number);
+      g.splice(g.length - 1, 1, ((o[0] << 8) | o[1]).toString(16), ((o[2] << 8) | o[3]).toString(16));
+    }
+    return g;
+  };
+  if (tail === undefined) h = fixV4(h);
+  else t = fixV4(t);
+  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const b = Buffer.alloc(16);
+  all.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
+function bytesToAddress(b: Buffer): string {
+  const mapped = b.subarray(0, 10).every((x) => x === 0) && b.readUInt16BE(10) === 0xffff;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return canonicalIPv6(groups.join(':'));
+}
+
+/** The canonical text of an address (as Node reports UDP sources), so that the sender field compares equal. */
+export function canonicalAddress(address: string): string {
+  return isIPv4(address) ? address : bytesToAddress(addressBytes(address));
+}
+
+function canonicalIPv6(full: string): string {
+  // Longest run of zero groups (at least two) becomes "::" (RFC 5952).
+  const groups = full.split(':');
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(':');
+  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Orders two addresses numerically (IPv4 sorts below IPv6): negative, 0 or positive. */
+export function compareAddresses(a: string, b: string): number {
+  return Buffer.compare(addressBytes(a), addressBytes(b));
+}
+
+export function encodeAdvert(advert: Advert, key: Buffer): Buffer {
+  const b = Buffer.alloc(ADVERT_BYTES);
+  MAGIC.copy(b, 0);
+  b.writeUInt8(VERSION, 4);
+  b.writeUInt8(advert.routerId, 5);
+  b.writeUInt8(advert.priority, 6);
+  b.writeUInt8(WIRE_STATES[advert.state], 7);
+  b.writeUInt32BE(advert.advertIntervalMs, 8);
+  b.writeBigUInt64BE(advert.epoch, 12);
+  b.writeBigUInt64BE(advert.seq, 20);
+  addressBytes(advert.sender).copy(b, 28);
+  createHmac('sha256', key).update(b.subarray(0, SIGNED_BYTES)).digest().copy(b, SIGNED_BYTES);
+  return b;
+}
+
+export type DecodeResult = { ok: true; advert: Advert } | { ok: false; reason: 'malformed' | 'bad-mac' };
+
+/** Checks the size, magic, version and MAC, then decodes. Nothing is parsed before the MAC is checked. */
+export function decodeAdvert(b: Buffer, key: Buffer): DecodeResult {
+  if (b.length !== ADVERT_BYTES || !b.subarray(0, 4).equals(MAGIC) || b[4] !== VERSION) return { ok: false, reason: 'malformed' };
+  const mac = createHmac('sha256', key).update(b.subarray(0, SIGNED_BYTES)).digest();
+  if (!timingSafeEqual(mac, b.subarray(SIGNED_BYTES))) return { ok: false, reason: 'bad-mac' };
+  const state = (Object.keys(WIRE_STATES) as WireState[]).find((s) => WIRE_STATES[s] === b[7]);
+  if (!state) return { ok: false, reason: 'malformed' };
+  return {
+    ok: true,
+    advert: {
+      routerId: b[5],
+      priority: b[6],
+      state,
+      advertIntervalMs: b.readUInt32BE(8),
+      epoch: b.readBigUInt64BE(12),
+      seq: b.readBigUInt64BE(20),
+      sender: bytesToAddress(b.subarray(28, 44)),
+    },
+  };
+}
+
+/** The shared key as HMAC key bytes (the configured text, UTF-8). */
+export function authKeyBytes(authKey: string): Buffer {
+  return Buffer.from(authKey, 'utf8');
+}
+
+export type RejectReason = 'malformed' | 'bad-mac' | 'unknown-peer' | 'sender-mismatch' | 'other-router' | 'replay';
+
+/**
+ * Per-peer anti-replay: within an epoch the sequence must increase; a larger epoch (the peer
+ * restarted) is accepted and starts over. A smaller epoch is a replay of an earlier life, except when
+ * the peer has been silent for `staleAfterMs` (its clock may have gone back across a restart): then it
+ * is accepted, since the worst a replayed advert can do is make this side wait, never take the VIP.
+ */
+export class ReplayGuard {
+  private readonly last = new Map<string, { epoch: bigint; seq: bigint; at: number }>();
+
+  constructor(private readonly staleAfterMs: number) {}
+
+  accept(peer: string, epoch: bigint, seq: bigint, now: number): boolean {
+    const prev = this.last.get(peer);
+    const fresh =
+      !prev ||
+      epoch > prev.epoch ||
+      (epoch === prev.epoch && seq > prev.seq) ||
+      (epoch < prev.epoch && now - prev.at > this.staleAfterMs);
+    if (fresh) this.last.set(peer, { epoch, seq, at: now });
+    return fresh;
+  }
+}

@@ -348,18 +348,27 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     for (const expected of ['HTTP', 'Round Robin', 'Active']) expect(await poolRow.innerText()).toContain(expected);
     await screenshot('load-balancer-pools');
 
-    await openTab('Listeners');
-    await page.locator('a', { hasText: LISTENER }).click();
+    // The listener's and the pool's pages by their addresses: the tables of the load balancer's
+    // page re-render while they poll, and a click on a row's link can land on a replaced row.
+    const listenerId = lb.listeners[0].id as string;
+    const poolId = lb.pools[0].id as string;
+    await page.goto(`${HORIZON_URL}/project/load_balancer/${lb.id}/listeners/${listenerId}`);
     await detailPage(LISTENER);
-    await page.locator('dd', { hasText: lb.id }).first().waitFor();
+    await page.locator('dd', { hasText: listenerId }).first().waitFor();
     body = await page.locator('body').innerText();
-    for (const expected of ['HTTP', '80', lb.listeners[0].id]) expect(body).toContain(expected);
+    for (const expected of ['Protocol HTTP', 'Port 80', poolId, 'Active']) expect(body).toContain(expected);
     await screenshot('listener-details');
 
     await openTab('Pools');
-    await page.locator('a', { hasText: POOL }).click();
+    await page.locator('a', { hasText: POOL }).waitFor();
+    await screenshot('listener-pools');
+
+    await page.goto(`${HORIZON_URL}/project/load_balancer/${lb.id}/listeners/${listenerId}/pools/${poolId}`);
     await detailPage(POOL);
-    await page.locator('dd', { hasText: 'Round Robin' }).first().waitFor();
+    await page.locator('dd', { hasText: poolId }).first().waitFor();
+    const pool = (await lbApi(`/lbaas/pools/${poolId}`)).body.pool as Json;
+    body = await page.locator('body').innerText();
+    for (const expected of ['Protocol HTTP', 'Algorithm Round Robin', 'Active', pool.healthmonitor_id]) expect(body).toContain(expected);
     await screenshot('pool-details');
 
     await openTab('Members');
@@ -395,6 +404,6 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await waitFor('Argonaut to delete the load balancer', async () => ((await lbApi(`/lbaas/loadbalancers/${lb.id}`)).status === 404 ? true : undefined), 300_000, 2000);
     await waitForPanel('the panel to drop the row', (row) => row === null);
     await screenshot('load-balancer-deleted');
-    expect(await page.locator('body').innerText()).not.toContain(LB);
+    expect(await page.locator('table').first().innerText()).not.toContain(LB);
   }, 600_000);
 });

@@ -18,7 +18,8 @@
 // endpoint at http://127.0.0.1:9876, Neutron with peers-vip-subnet, MariaDB (when it starts
 // Argonaut). Skipped, with the reason printed, otherwise. It starts Argonaut on 9876 itself
 // (etc/peers.yaml, a fresh database argonaut_horizon) unless something already answers there.
-// Horizon is slow on a loaded 2-core machine (the wizard loads in 5-60 s): the waits are long.
+// Horizon is slow on a loaded 2-core machine (the wizard loads in 5-60 s, the file takes 2-5
+// minutes at load average 10-15): the waits are long.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,9 +48,9 @@ const MONITOR = `horizon-monitor-${suffix}`;
 /** One page load or wizard step of Horizon on a loaded 2-core machine. */
 const UI_TIMEOUT = 120_000;
 
-async function answers(url: string, init?: RequestInit): Promise<boolean> {
+async function answers(url: string): Promise<boolean> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
     await res.arrayBuffer();
     return res.status < 500;
   } catch {

@@ -183,6 +183,20 @@ describe.skipIf(!IS_ROOT)('netns compute driver (root)', () => {
     expect(await leftovers()).toEqual({ namespaces: [], links: [] });
   });
 
+  it('gives amphorae booted at the same time distinct management addresses', async () => {
+    const { driver } = standIn();
+    stops.push(() => driver.stop());
+    // Staggered by a millisecond or two, so that some scans read namespaces that others are still plugging.
+    const booted = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => new Promise((r) => setTimeout(r, i * 2)).then(() => driver.boot(bootRequest()))),
+    );
+    const addresses = booted.map((b) => b.lbNetworkIp);
+    expect(new Set(addresses).size).toBe(6);
+    for (const b of booted) await driver.destroy(b.computeId);
+    await driver.stop();
+    expect(await leftovers()).toEqual({ namespaces: [], links: [] });
+  });
+
   it('leaves nothing behind when the boot fails, or when the process driver ignores the wrapper', async () => {
     const { driver, processes } = standIn();
     stops.push(() => driver.stop());

@@ -60,8 +60,12 @@ export interface PluggedAmphora {
 export class AmphoraNetwork {
   private readonly first: bigint;
   private readonly last: bigint;
-  /** Management addresses chosen by plugs still in progress (not yet visible in their namespace). */
-  private readonly pending = new Set<string>();
+  /**
+   * Management addresses this process gave out (address -> amphora id), until that amphora is unplugged.
+   * A scan alone is not enough: a plug scanning while another one creates its namespace may not see that
+   * address yet, even after the other plug has finished.
+   */
+  private readonly reserved = new Map<string, string>();
 
   constructor(readonly opts: AmphoraNetworkOptions) {
     checkPrefix(opts.prefix);
@@ -88,7 +92,7 @@ export class AmphoraNetwork {
     const namespace = this.namespaceOf(req.amphoraId);
     await this.unplug(req.amphoraId);
     const own = req.vipInterface ?? null;
-    const managementAddress = own ? own.address : await this.reserveManagementAddress();
+    const managementAddress = own ? own.address : await this.reserveManagementAddress(req.amphoraId);
     try {
       await createNamespace(namespace);
       await createVeth({
@@ -109,8 +113,6 @@ export class AmphoraNetwork {
         throw new AggregateError([err, cleanupErr], `plugging amphora ${req.amphoraId} failed, and so did removing what was created`);
       });
       throw err;
-    } finally {
-      this.pending.delete(managementAddress);
     }
   }
 
@@ -119,6 +121,7 @@ export class AmphoraNetwork {
     await deleteNamespace(this.namespaceOf(amphoraId));
     // The host end goes with the namespace, unless a process still holds the namespace open.
     await deleteLink(hostVethName(this.opts.prefix, amphoraId), { netns: this.opts.bridgeNamespace });
+    for (const [address, owner] of this.reserved) if (owner === amphoraId) this.reserved.delete(address);
   }
 
   async isPlugged(amphoraId: string): Promise<boolean> {
@@ -157,18 +160,18 @@ export class AmphoraNetwork {
     await announceAddresses(AMPHORA_INTERFACE, { netns: namespace });
   }
 
-  /** The lowest management address neither configured in one of our namespaces nor being configured. */
-  private async reserveManagementAddress(): Promise<string> {
+  /** The lowest management address neither configured in one of our namespaces nor given out by this process. */
+  private async reserveManagementAddress(amphoraId: string): Promise<string> {
     const used = new Set<string>();
     for (const ns of (await listNamespaces()).filter((n) => hasPrefix(this.opts.prefix, n))) {
       for (const cidr of await addressesIn(ns)) used.add(cidr.split('/')[0]!);
     }
-    // `pending` is read after the scan, with no await before the pick: two plugs at once (a boot and
+    // `reserved` is read after the scan, with no await before the pick: two plugs at once (a boot and
     // a spare top-up) never pick the same address.
     for (let a = this.first; a <= this.last; a++) {
       const address = formatIp(4, a);
-      if (!used.has(address) && !this.pending.has(address)) {
-        this.pending.add(address);
+      if (!used.has(address) && !this.reserved.has(address)) {
+        this.reserved.set(address, amphoraId);
         return address;
       }
     }

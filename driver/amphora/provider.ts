@@ -4,7 +4,7 @@
 // configuration, pushes it, waits for every amphora's acknowledgement). With the no-op backends of
 // Octavia's API gate it keeps amphora records only and sends no traffic anywhere.
 import { randomUUID } from 'node:crypto';
-import { Op } from 'sequelize';
+import { Op, type Transaction } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import { ipVersion } from '../../api/schema/types.ts';
@@ -16,7 +16,7 @@ import type { NetworkDriver } from '../network/network-driver.ts';
 import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
 import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
-import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
+import { loadTree, type EndWrite, type LoadBalancerTree } from '../controller/completion.ts';
 import type { ConfigDelivery } from './config-delivery.ts';
 import type { SparePool } from './spare-pool.ts';
 import { UnsupportedOptionError } from '../provider.ts';
@@ -115,14 +115,14 @@ export class AmphoraProvider extends WorkerProvider {
     this.submit({ kind: 'amphora', action: 'failover', amphoraId, loadBalancerId });
   }
 
-  protected async realise(req: WorkerRequest): Promise<void> {
+  protected async realise(req: WorkerRequest, atEnd: (write: EndWrite) => void): Promise<void> {
     const { db } = this.opts;
     if (req.kind === 'amphora' && req.action === 'delete') {
       const amphora = (await db.read(() => db.models.amphora.findByPk(req.amphoraId, { raw: true }))) as Row | null;
       if (amphora) await this.retire(amphora);
       return;
     }
-    const lb = (await db.read(() => db.models.load_balancer.findByPk(req.loadBalancerId, { raw: true }))) as Row | null;
+    const [lb] = await db.read(() => db.select('SELECT * FROM load_balancer WHERE id = ?', [req.loadBalancerId]));
     if (!lb) return;
     if (lb.provisioning_status === 'PENDING_DELETE') {
       const amphorae = await this.amphoraeOf(lb.id, IN_SERVICE);
@@ -151,7 +151,7 @@ export class AmphoraProvider extends WorkerProvider {
     }
     // Every operation (and the resumption of one a stopped controller left pending) first makes
     // sure each role has a living amphora, then gives all of them the current configuration.
-    const amphorae = await this.ensureAmphorae(lb);
+    const amphorae = await this.ensureAmphorae(lb, atEnd);
     let tree: Promise<LoadBalancerTree> | undefined;
     const loadOnce = () => (tree ??= this.tree(lb.id));
     await Promise.all(amphorae.map((a) => this.deliverWatched(lb, a, loadOnce)));
@@ -196,15 +196,18 @@ export class AmphoraProvider extends WorkerProvider {
     await this.deliverWatched(lb, replacement, tree, true);
   }
 
-  /** Boots an amphora for every role without a living one (dead ones are removed first); returns the amphorae in service. */
-  private async ensureAmphorae(lb: Row): Promise<Row[]> {
+  /**
+   * Boots an amphora for every role without a living one (dead ones are removed first); returns the
+   * amphorae in service. With `atEnd`, records boot() may defer are not read back in this operation.
+   */
+  private async ensureAmphorae(lb: Row, atEnd?: (write: EndWrite) => void): Promise<Row[]> {
     const living: Row[] = [];
     for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) {
       if (amphora.compute_id && (await this.opts.compute.isAlive(amphora.compute_id))) living.push(amphora);
       else await this.retire(amphora);
     }
     const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
-    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role))))];
+    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role, atEnd))))];
   }
 
   /**
@@ -220,7 +223,11 @@ export class AmphoraProvider extends WorkerProvider {
     if (amphorae.length === 0) await this.ensureAmphorae(lb);
   }
 
-  private async boot(lb: Row, role: string): Promise<Row> {
+  /**
+   * `atEnd` (the worker's operation): with a compute driver that starts nothing, the amphora's
+   * record is written in the transaction that ends the operation (nothing else refers to it before).
+   */
+  private async boot(lb: Row, role: string, atEnd?: (write: EndWrite) => void): Promise<Row> {
     const { db, compute, masterKey, log } = this.opts;
     const plugPort = this.vrrpPlugger(lb);
     const claiming: string[] = [];
@@ -237,7 +244,9 @@ export class AmphoraProvider extends WorkerProvider {
     if (compute.startsNothing) {
       const booted = await compute.boot(request);
       const allocated = { ...record, compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED' };
-      await db.tx((t) => db.models.amphora.create(allocated, { transaction: t }));
+      const write = (t: Transaction) => db.insert('amphora', allocated, t);
+      if (atEnd) atEnd(write);
+      else await db.tx(write);
       return allocated;
     }
     // The BOOTING record comes first: a controller stopped during the boot finds it and removes what was started.
@@ -325,9 +334,8 @@ export class AmphoraProvider extends WorkerProvider {
 
   private async amphoraeOf(lbId: string, statuses: string[] | null): Promise<Row[]> {
     const { db } = this.opts;
-    const where: Row = { load_balancer_id: lbId };
-    if (statuses) where.status = { [Op.in]: statuses };
-    return (await db.read(() => db.models.amphora.findAll({ where, raw: true }))) as Row[];
+    const byStatus = statuses ? ` AND status IN (${statuses.map(() => '?').join(', ')})` : '';
+    return db.read(() => db.select(`SELECT * FROM amphora WHERE load_balancer_id = ?${byStatus}`, [lbId, ...(statuses ?? [])]));
   }
 
   private async tree(lbId: string) {

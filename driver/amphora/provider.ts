@@ -240,15 +240,16 @@ export class AmphoraProvider extends WorkerProvider {
       });
     if (spare) return spare;
     const record = amphoraRecord(lb, role);
-    const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
     if (compute.startsNothing) {
-      const booted = await compute.boot(request);
+      // No agent will run, so no key is derived for one (HKDF is a few tenths of a millisecond).
+      const booted = await compute.boot({ amphoraId: record.id, loadBalancerId: lb.id, key: Buffer.alloc(0), role, vipAddress: lb.vip_address ?? null });
       const allocated = { ...record, compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED' };
       const write = (t: Transaction) => db.insert('amphora', allocated, t);
       if (atEnd) atEnd(write);
       else await db.tx(write);
       return allocated;
     }
+    const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
     // The BOOTING record comes first: a controller stopped during the boot finds it and removes what was started.
     await db.tx((t) => db.models.amphora.create(record, { transaction: t }));
     try {

@@ -225,7 +225,8 @@ export class AmphoraProvider extends WorkerProvider {
 
   /**
    * `atEnd` (the worker's operation): with a compute driver that starts nothing, the amphora's
-   * record is written in the transaction that ends the operation (nothing else refers to it before).
+   * record is written in the transaction that completes the operation (nothing refers to it before;
+   * if the operation fails, there is no record, and the next operation boots the amphora again).
    */
   private async boot(lb: Row, role: string, atEnd?: (write: EndWrite) => void): Promise<Row> {
     const { db, compute, masterKey, log } = this.opts;

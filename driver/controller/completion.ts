@@ -155,11 +155,10 @@ export interface FailureTarget {
 }
 
 /** Marks the operation failed: the targets go to ERROR, every other pending object back to ACTIVE. */
-export async function failLoadBalancer(db: Database, lbId: string, target: FailureTarget, writes: EndWrite[] = []): Promise<void> {
+export async function failLoadBalancer(db: Database, lbId: string, target: FailureTarget): Promise<void> {
   await db.tx(async (t) => {
     const tree = await loadStatuses(db, lbId, t);
     if (!tree) return;
-    for (const write of writes) await write(t);
     const now = nowSeconds();
     const m = db.models;
     const tables: Array<[ChildTable, Row[]]> = [

@@ -13,7 +13,8 @@ export type WorkerRequest = ProviderRequest | { kind: 'resume'; loadBalancerId: 
 /**
  * What a provider does for one request before the statuses are completed. Records that need not be
  * written before then (nothing outside the database depends on them) go to `atEnd`: they are
- * written in the transaction that completes or fails the operation, saving one of their own.
+ * written in the transaction that completes the operation, saving one of their own (a failed
+ * operation drops them; the next operation on the load balancer makes what is missing).
  */
 export type Realiser = (req: WorkerRequest, atEnd: (write: EndWrite) => void) => Promise<void>;
 
@@ -65,7 +66,8 @@ export class ControllerWorker {
     } catch (err) {
       this.log.error({ loadBalancerId: lbId, request: req, err }, 'operation failed');
       try {
-        await failLoadBalancer(this.db, lbId, failureTarget(req), writes);
+        // The end writes are dropped: they may be what failed, and the marking must not fail with them.
+        await failLoadBalancer(this.db, lbId, failureTarget(req));
       } catch (markErr) {
         this.log.error({ loadBalancerId: lbId, err: markErr }, 'could not mark the failed operation; the next start resumes it');
       }

@@ -9,7 +9,7 @@ import { ProviderRegistry } from '../driver/registry.ts';
 import { authMiddleware } from './auth/auth-middleware.ts';
 import { keystoneClientFromConfig, type TokenValidator } from './auth/keystone-client.ts';
 import { TokenCache } from './auth/token-cache.ts';
-import { acceptJson, canonicalApiPath, faults, jsonBody, requestId, stripJsonSuffix } from './middleware.ts';
+import { acceptJson, canonicalApiPath, faults, jsonBody, requestId, serverTiming, stripJsonSuffix } from './middleware.ts';
 import type { Services } from './services.ts';
 import { versionDocument } from './versions.ts';
 import * as amphorae from './resources/amphorae.ts';
@@ -52,6 +52,7 @@ export async function createApiService(config: ArgonautConfig, log: Logger, db?:
 
   const app = new Koa({ proxy: false });
   app.context.state = {};
+  app.use(serverTiming());
   app.use(requestId());
   app.use(faults(log));
   app.use(acceptJson());

@@ -107,9 +107,9 @@ export async function checkQuota(ctx: Ctx, projectId: string, kind: QuotaKind, c
   const { services } = ctx.state;
   if (services.config.api.authStrategy === 'noauth' || count <= 0) return;
   const { db } = services;
-  let quota = (await db.models.quota.findByPk(projectId, { raw: true, transaction: t, lock: db.lock })) as Row | null;
+  let [quota] = await db.select(`SELECT * FROM quota WHERE project_id = ?${db.forUpdate}`, [projectId], t);
   if (!quota) {
-    await db.models.quota.create({ project_id: projectId }, { transaction: t });
+    await db.insert('quota', { project_id: projectId }, t);
     quota = { project_id: projectId };
   }
   const limit = quota[kind] ?? quotaDefault(services, kind);
@@ -119,7 +119,7 @@ export async function checkQuota(ctx: Ctx, projectId: string, kind: QuotaKind, c
 }
 
 async function usage(services: Services, projectId: string, kind: QuotaKind, t: Transaction): Promise<number> {
-  const m = services.db.models;
-  if (kind === 'load_balancer') return m.load_balancer.count({ where: { project_id: projectId, provisioning_status: { [Op.ne]: 'DELETED' } }, transaction: t });
-  return m[kind].count({ where: { project_id: projectId }, transaction: t });
+  const deleted = kind === 'load_balancer' ? " AND provisioning_status <> 'DELETED'" : '';
+  const [row] = await services.db.select(`SELECT COUNT(*) AS n FROM \`${kind}\` WHERE project_id = ?${deleted}`, [projectId], t);
+  return Number(row!.n);
 }

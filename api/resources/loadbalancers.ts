@@ -131,7 +131,7 @@ export async function create(ctx: Ctx): Promise<void> {
     lb.vip_subnet_id = allocation.subnetId;
     lb.vip_network_id = allocation.networkId;
     lb.additional_vips = JSON.stringify(allocation.additionalVips);
-    await db.models.load_balancer.create(lb, { transaction: t });
+    await db.insert('load_balancer', lb, t);
     await replaceTags(services, lbId, body.tags, t, true);
     await createGraphChildren(ctx, lb, driver, body, t, tls);
     return lb;

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { readdirSync } from 'node:fs';
-import { Sequelize, Transaction, type ModelStatic, type Model } from 'sequelize';
+import { QueryTypes, Sequelize, Transaction, type ModelStatic, type Model } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
 import { tables, type TableName } from './tables.ts';
 
@@ -69,6 +69,38 @@ export class Database {
     return this.dialect === 'sqlite' ? this.exclusive(fn) : fn();
   }
 
+  /**
+   * One statement with `?` placeholders, past the model layer: on the hot paths (the API's creates,
+   * the worker's completion) Sequelize's per-statement work costs several times the round trip.
+   * Rows come back as the models' raw queries return them (MariaDB: the same connection type
+   * parsers; SQLite: stored values). In `t` when given; on SQLite, reads go inside read().
+   */
+  async select<T extends Row = Row>(sql: string, params: readonly unknown[], t?: Transaction): Promise<T[]> {
+    if (this.dialect === 'sqlite') return this.sequelize.query<T>(sql, { replacements: [...params], type: QueryTypes.SELECT, transaction: t });
+    return (await this.onConnection(t, (conn) => mysqlQuery(conn, sql, params))) as T[];
+  }
+
+  /** A statement that returns no rows (INSERT, UPDATE, DELETE), as select() runs it. */
+  async run(sql: string, params: readonly unknown[], t?: Transaction): Promise<void> {
+    if (this.dialect === 'sqlite') {
+      await this.sequelize.query(sql, { replacements: [...params], type: QueryTypes.RAW, transaction: t });
+      return;
+    }
+    await this.onConnection(t, (conn) => mysqlQuery(conn, sql, params));
+  }
+
+  /** Inserts one row (its own columns; the others take their defaults), as run() does. */
+  async insert(table: TableName, row: Row, t?: Transaction): Promise<void> {
+    const columns = Object.keys(row);
+    const sql = `INSERT INTO \`${table}\` (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
+    await this.run(sql, columns.map((c) => row[c]), t);
+  }
+
+  /** ` FOR UPDATE` on MariaDB, for select(); SQLite transactions are already exclusive. */
+  get forUpdate(): string {
+    return this.dialect === 'mysql' ? ' FOR UPDATE' : '';
+  }
+
   /** Row lock on MariaDB; SQLite transactions are already exclusive. */
   get lock(): (typeof Transaction.LOCK)[keyof typeof Transaction.LOCK] | undefined {
     return this.dialect === 'mysql' ? Transaction.LOCK.UPDATE : undefined;
@@ -76,6 +108,18 @@ export class Database {
 
   async close(): Promise<void> {
     await this.sequelize.close();
+  }
+
+  /** MariaDB: the transaction's connection, or one from the pool for the statement. */
+  private async onConnection<T>(t: Transaction | undefined, fn: (conn: MysqlConnection) => Promise<T>): Promise<T> {
+    if (t) return fn((t as unknown as { connection: MysqlConnection }).connection);
+    const manager = this.sequelize.connectionManager;
+    const conn = (await manager.getConnection({ type: 'write' })) as MysqlConnection;
+    try {
+      return await fn(conn);
+    } finally {
+      manager.releaseConnection(conn);
+    }
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -100,6 +144,18 @@ export class Database {
       logger: undefined,
     });
   }
+}
+
+/** The part of a mysql2 connection (as Sequelize's pool hands it out) that select() and run() use. */
+interface MysqlConnection {
+  query(sql: string, values: unknown[], callback: (err: Error | null, result: unknown) => void): unknown;
+}
+
+/** mysql2 escapes the values client-side, as Sequelize's own queries do (dates in the connection's UTC). */
+function mysqlQuery(conn: MysqlConnection, sql: string, params: readonly unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    conn.query(sql, [...params], (err, result) => (err ? reject(err) : resolve(result)));
+  });
 }
 
 function createSequelize(opts: DatabaseOptions): Sequelize {

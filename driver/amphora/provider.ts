@@ -5,7 +5,7 @@
 // Octavia's API gate it keeps amphora records only and sends no traffic anywhere.
 import { listenerIntervals } from '../../common/listener-ports.ts';
 import { randomUUID } from 'node:crypto';
-import { Op } from 'sequelize';
+import { Op, type Transaction } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import { ipVersion } from '../../api/schema/types.ts';
@@ -17,7 +17,7 @@ import type { NetworkDriver } from '../network/network-driver.ts';
 import { NeutronNetworkDriver } from '../network/neutron.ts';
 import { deriveAmphoraKey } from '../../common/transport/signing.ts';
 import type { AmphoraVipInterface, ComputeDriver } from '../compute/compute-driver.ts';
-import { loadTree, type LoadBalancerTree } from '../controller/completion.ts';
+import { loadTree, type EndWrite, type LoadBalancerTree } from '../controller/completion.ts';
 import { DEFAULT_VRRP_SETTINGS, type ConfigDelivery } from './config-delivery.ts';
 import { DEFAULT_VRRP_PORT } from '../../amphora/vrrp/index.ts';
 import type { SparePool } from './spare-pool.ts';
@@ -123,14 +123,14 @@ export class AmphoraProvider extends WorkerProvider {
     this.submit({ kind: 'amphora', action: 'failover', amphoraId, loadBalancerId });
   }
 
-  protected async realise(req: WorkerRequest): Promise<void> {
+  protected async realise(req: WorkerRequest, atEnd: (write: EndWrite) => void): Promise<void> {
     const { db } = this.opts;
     if (req.kind === 'amphora' && req.action === 'delete') {
       const amphora = (await db.read(() => db.models.amphora.findByPk(req.amphoraId, { raw: true }))) as Row | null;
       if (amphora) await this.retire(amphora);
       return;
     }
-    const lb = (await db.read(() => db.models.load_balancer.findByPk(req.loadBalancerId, { raw: true }))) as Row | null;
+    const [lb] = await db.read(() => db.select('SELECT * FROM load_balancer WHERE id = ?', [req.loadBalancerId]));
     if (!lb) return;
     if (lb.provisioning_status === 'PENDING_DELETE') {
       const amphorae = await this.amphoraeOf(lb.id, IN_SERVICE);
@@ -159,7 +159,7 @@ export class AmphoraProvider extends WorkerProvider {
     }
     // Every operation (and the resumption of one a stopped controller left pending) first makes
     // sure each role has a living amphora, then gives all of them the current configuration.
-    const amphorae = await this.ensureAmphorae(lb);
+    const amphorae = await this.ensureAmphorae(lb, atEnd);
     let tree: Promise<LoadBalancerTree> | undefined;
     const loadOnce = () => (tree ??= this.tree(lb.id));
     await Promise.all(amphorae.map((a) => this.deliverWatched(lb, a, loadOnce)));
@@ -227,8 +227,11 @@ export class AmphoraProvider extends WorkerProvider {
     return 'BACKUP';
   }
 
-  /** Boots an amphora for every role without a living one (dead ones are removed first); returns the amphorae in service. */
-  private async ensureAmphorae(lb: Row): Promise<Row[]> {
+  /**
+   * Boots an amphora for every role without a living one (dead ones are removed first); returns the
+   * amphorae in service. With `atEnd`, records boot() may defer are not read back in this operation.
+   */
+  private async ensureAmphorae(lb: Row, atEnd?: (write: EndWrite) => void): Promise<Row[]> {
     const living: Row[] = [];
     for (const amphora of await this.amphoraeOf(lb.id, IN_SERVICE)) {
       if (amphora.compute_id && (await this.opts.compute.isAlive(amphora.compute_id))) living.push(amphora);
@@ -241,7 +244,7 @@ export class AmphoraProvider extends WorkerProvider {
       living[0] = { ...living[0]!, role: 'MASTER', vrrp_priority: 100 };
     }
     const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
-    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role))))];
+    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role, atEnd))))];
   }
 
   /**
@@ -258,7 +261,12 @@ export class AmphoraProvider extends WorkerProvider {
     if (amphorae.length === 0) await this.ensureAmphorae(lb);
   }
 
-  private async boot(lb: Row, role: string): Promise<Row> {
+  /**
+   * `atEnd` (the worker's operation): with a compute driver that starts nothing, the amphora's
+   * record is written in the transaction that completes the operation (nothing refers to it before;
+   * if the operation fails, there is no record, and the next operation boots the amphora again).
+   */
+  private async boot(lb: Row, role: string, atEnd?: (write: EndWrite) => void): Promise<Row> {
     const { db, compute, masterKey, log } = this.opts;
     const plugPort = this.vrrpPlugger(lb);
     const claiming: string[] = [];
@@ -271,13 +279,16 @@ export class AmphoraProvider extends WorkerProvider {
       });
     if (spare) return spare;
     const record = amphoraRecord(lb, role);
-    const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
     if (compute.startsNothing) {
-      const booted = await compute.boot(request);
+      // No agent will run, so no key is derived for one (HKDF is a few tenths of a millisecond).
+      const booted = await compute.boot({ amphoraId: record.id, loadBalancerId: lb.id, key: Buffer.alloc(0), role, vipAddress: lb.vip_address ?? null });
       const allocated = { ...record, compute_id: booted.computeId, lb_network_ip: booted.lbNetworkIp, status: 'ALLOCATED' };
-      await db.tx((t) => db.models.amphora.create(allocated, { transaction: t }));
+      const write = (t: Transaction) => db.insert('amphora', allocated, t);
+      if (atEnd) atEnd(write);
+      else await db.tx(write);
       return allocated;
     }
+    const request = { amphoraId: record.id, loadBalancerId: lb.id, key: deriveAmphoraKey(masterKey, record.id), role, vipAddress: lb.vip_address ?? null };
     // The BOOTING record comes first: a controller stopped during the boot finds it and removes what was started.
     await db.tx((t) => db.models.amphora.create(record, { transaction: t }));
     try {
@@ -370,9 +381,8 @@ export class AmphoraProvider extends WorkerProvider {
 
   private async amphoraeOf(lbId: string, statuses: string[] | null): Promise<Row[]> {
     const { db } = this.opts;
-    const where: Row = { load_balancer_id: lbId };
-    if (statuses) where.status = { [Op.in]: statuses };
-    return (await db.read(() => db.models.amphora.findAll({ where, raw: true }))) as Row[];
+    const byStatus = statuses ? ` AND status IN (${statuses.map(() => '?').join(', ')})` : '';
+    return db.read(() => db.select(`SELECT * FROM amphora WHERE load_balancer_id = ?${byStatus}`, [lbId, ...(statuses ?? [])]));
   }
 
   private async tree(lbId: string) {

@@ -41,11 +41,61 @@ export async function loadTree(db: Database, lbId: string, t?: Transaction): Pro
 
 type ChildTable = 'listener' | 'pool' | 'member' | 'health_monitor' | 'l7policy' | 'l7rule';
 
-/** Marks the operation on this load balancer done. Returns false if the load balancer is gone. */
-export async function completeLoadBalancer(db: Database, lbId: string): Promise<boolean> {
+/** Writes made in the transaction that ends an operation (driver/controller/worker.ts). */
+export type EndWrite = (t: Transaction) => Promise<void>;
+
+/**
+ * What completion reads of a load balancer's objects (ids, statuses, parents, policy positions),
+ * the load balancer row locked first. The children come in one statement: completion is the
+ * worker's part of every operation and runs while the API answers the next requests.
+ */
+async function loadStatuses(db: Database, lbId: string, t: Transaction): Promise<LoadBalancerTree | undefined> {
+  const [lb] = await db.select(`SELECT * FROM load_balancer WHERE id = ?${db.forUpdate}`, [lbId], t);
+  if (!lb) return undefined;
+  const rows = await db.select(STATUS_QUERY, [lbId, lbId, lbId, lbId, lbId, lbId], t);
+  const tree: LoadBalancerTree = { lb, listeners: [], pools: [], members: [], monitors: [], policies: [], rules: [] };
+  for (const r of rows) {
+    const row: Row = { id: r.id, provisioning_status: r.provisioning_status, admin_state_up: r.admin_state_up };
+    if (r.kind === 'listener') tree.listeners.push(row);
+    else if (r.kind === 'pool') tree.pools.push(row);
+    else if (r.kind === 'member') tree.members.push({ ...row, pool_id: r.parent_id });
+    else if (r.kind === 'health_monitor') tree.monitors.push({ ...row, pool_id: r.parent_id });
+    else if (r.kind === 'l7policy') tree.policies.push({ ...row, listener_id: r.parent_id, position: r.position });
+    else tree.rules.push({ ...row, l7policy_id: r.parent_id });
+  }
+  return tree;
+}
+
+const STATUS_COLUMNS = 'x.id, x.provisioning_status, x.admin_state_up';
+const STATUS_QUERY = [
+  `SELECT 'listener' AS kind, ${STATUS_COLUMNS}, NULL AS parent_id, NULL AS position FROM listener x WHERE x.load_balancer_id = ?`,
+  `SELECT 'pool', ${STATUS_COLUMNS}, NULL, NULL FROM pool x WHERE x.load_balancer_id = ?`,
+  `SELECT 'member', ${STATUS_COLUMNS}, x.pool_id, NULL FROM member x JOIN pool p ON p.id = x.pool_id WHERE p.load_balancer_id = ?`,
+  `SELECT 'health_monitor', ${STATUS_COLUMNS}, x.pool_id, NULL FROM health_monitor x JOIN pool p ON p.id = x.pool_id WHERE p.load_balancer_id = ?`,
+  `SELECT 'l7policy', ${STATUS_COLUMNS}, x.listener_id, x.position FROM l7policy x JOIN listener l ON l.id = x.listener_id WHERE l.load_balancer_id = ?`,
+  `SELECT 'l7rule', ${STATUS_COLUMNS}, x.l7policy_id, NULL FROM l7rule x JOIN l7policy y ON y.id = x.l7policy_id JOIN listener l ON l.id = y.listener_id WHERE l.load_balancer_id = ?`,
+].join(' UNION ALL ');
+
+/** Sets the columns of the rows with these ids (none: nothing). */
+async function setColumns(db: Database, table: ChildTable | 'load_balancer', ids: string[], values: Row, t: Transaction): Promise<void> {
+  if (ids.length === 0) return;
+  const columns = Object.keys(values);
+  await db.run(
+    `UPDATE \`${table}\` SET ${columns.map((c) => `\`${c}\` = ?`).join(', ')} WHERE id IN (${ids.map(() => '?').join(', ')})`,
+    [...columns.map((c) => values[c]), ...ids],
+    t,
+  );
+}
+
+/**
+ * Marks the operation on this load balancer done, with `writes` in the same transaction.
+ * Returns false if the load balancer is gone.
+ */
+export async function completeLoadBalancer(db: Database, lbId: string, writes: EndWrite[] = []): Promise<boolean> {
   return db.tx(async (t) => {
-    const tree = await loadTree(db, lbId, t);
+    const tree = await loadStatuses(db, lbId, t);
     if (!tree) return false;
+    for (const write of writes) await write(t);
     const now = nowSeconds();
     if (tree.lb.provisioning_status === 'PENDING_DELETE') {
       await deleteTree(db, tree, t);
@@ -79,12 +129,13 @@ export async function completeLoadBalancer(db: Database, lbId: string): Promise<
     await removeRows(db, 'listener', deletedListeners, t);
     await repackPositions(db, tree.policies.filter((p) => !deletedPolicies.includes(p.id)), t);
 
+    // One statement per table and resulting status (not one per object).
     const activate = async (table: ChildTable, rows: Row[], withOperating: boolean) => {
-      for (const row of rows) {
-        if (row.provisioning_status !== 'PENDING_CREATE' && row.provisioning_status !== 'PENDING_UPDATE') continue;
-        const values: Row = { provisioning_status: 'ACTIVE', updated_at: now };
-        if (withOperating) values.operating_status = row.admin_state_up ? 'ONLINE' : 'OFFLINE';
-        await m[table].update(values, { where: { id: row.id }, transaction: t });
+      const pending = rows.filter((row) => row.provisioning_status === 'PENDING_CREATE' || row.provisioning_status === 'PENDING_UPDATE');
+      if (!withOperating) return setColumns(db, table, pending.map((r) => r.id), { provisioning_status: 'ACTIVE', updated_at: now }, t);
+      for (const up of [true, false]) {
+        const ids = pending.filter((r) => !!r.admin_state_up === up).map((r) => r.id);
+        await setColumns(db, table, ids, { provisioning_status: 'ACTIVE', operating_status: up ? 'ONLINE' : 'OFFLINE', updated_at: now }, t);
       }
     };
     await activate('listener', tree.listeners, false);
@@ -93,7 +144,7 @@ export async function completeLoadBalancer(db: Database, lbId: string): Promise<
     await activate('health_monitor', tree.monitors, true);
     await activate('l7policy', tree.policies, true);
     await activate('l7rule', tree.rules, true);
-    await m.load_balancer.update({ provisioning_status: 'ACTIVE', updated_at: now }, { where: { id: lbId }, transaction: t });
+    await setColumns(db, 'load_balancer', [lbId], { provisioning_status: 'ACTIVE', updated_at: now }, t);
     return true;
   });
 }
@@ -106,7 +157,7 @@ export interface FailureTarget {
 /** Marks the operation failed: the targets go to ERROR, every other pending object back to ACTIVE. */
 export async function failLoadBalancer(db: Database, lbId: string, target: FailureTarget): Promise<void> {
   await db.tx(async (t) => {
-    const tree = await loadTree(db, lbId, t);
+    const tree = await loadStatuses(db, lbId, t);
     if (!tree) return;
     const now = nowSeconds();
     const m = db.models;

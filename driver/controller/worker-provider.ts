@@ -6,6 +6,7 @@ import type { Logger } from '../../common/logging.ts';
 import { allocateVip } from '../network/allocate-vip.ts';
 import type { NetworkDriver } from '../network/network-driver.ts';
 import type { Capability, ProviderChecks, ProviderDriver, ProviderRequest, VipAllocation, VipRequest } from '../provider.ts';
+import type { EndWrite } from './completion.ts';
 import { ControllerWorker, type WorkerRequest } from './worker.ts';
 
 export abstract class WorkerProvider implements ProviderDriver {
@@ -19,11 +20,11 @@ export abstract class WorkerProvider implements ProviderDriver {
     protected readonly network: NetworkDriver,
     delayMs: number,
   ) {
-    this.worker = new ControllerWorker(db, log, (req) => this.realise(req), delayMs);
+    this.worker = new ControllerWorker(db, log, (req, atEnd) => this.realise(req, atEnd), delayMs);
   }
 
-  /** The provider's own work for one request; statuses are completed by the worker afterwards. */
-  protected abstract realise(req: WorkerRequest): Promise<void>;
+  /** The provider's own work for one request; statuses are completed by the worker afterwards (see Realiser). */
+  protected abstract realise(req: WorkerRequest, atEnd: (write: EndWrite) => void): Promise<void>;
 
   flavorCapabilities(): Capability[] {
     return [];

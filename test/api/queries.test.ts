@@ -297,5 +297,14 @@ describe('queries and routing', () => {
       expect(new Set(ids).size).toBe(ids.length);
       expect(responses.map((r) => r.status)).toEqual([200, 404, 401, 200, 400, 404]);
     });
+
+    it('every response, errors included, says how long the server spent on it (Server-Timing app;dur=<ms>)', async () => {
+      const responses = [await c.get(LBS), await c.get(`${LBS}/${MISSING_ID}`), await api.client().get(LBS), await c.post(LBS, { loadbalancer: {} })];
+      for (const r of responses) {
+        const match = /^app;dur=(\d+\.\d{2})$/.exec(r.headers.get('server-timing') ?? '');
+        expect(match, `${r.status}: ${r.headers.get('server-timing')}`).not.toBeNull();
+        expect(Number(match![1])).toBeGreaterThan(0);
+      }
+    });
   });
 });

@@ -142,13 +142,16 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
   });
 
   it("takes a user's vip_port_id as it is and never deletes it", async () => {
-    const userPort = await neutron.createPort({ name: 'argo-test-user-port', network_id: networkId, fixed_ips: [{ subnet_id: subnetA, ip_address: addr(11) }] });
+    // Neutron picks the port's address (a fixed one may have gone to an earlier test's automatic allocation).
+    const userPort = await neutron.createPort({ name: 'argo-test-user-port', network_id: networkId, fixed_ips: [{ subnet_id: subnetA }] });
+    const userAddress = userPort.fixed_ips[0]!.ip_address;
     const lbId = newLb();
     const vip = await driver.allocateVip({ loadBalancerId: lbId, subnetId: subnetA, networkId, address: null, portId: userPort.id });
-    expect(vip).toEqual({ portId: userPort.id, networkId, subnetId: subnetA, address: addr(11), additionalVips: [], octaviaOwned: false });
-    await expect(driver.allocateVip({ loadBalancerId: lbId, subnetId: subnetA, networkId, address: addr(12), portId: userPort.id })).rejects.toBeInstanceOf(VipAllocationError);
+    expect(vip).toEqual({ portId: userPort.id, networkId, subnetId: subnetA, address: userAddress, additionalVips: [], octaviaOwned: false });
+    const otherAddress = userAddress === addr(12) ? addr(13) : addr(12);
+    await expect(driver.allocateVip({ loadBalancerId: lbId, subnetId: subnetA, networkId, address: otherAddress, portId: userPort.id })).rejects.toBeInstanceOf(VipAllocationError);
 
-    await driver.updateVipSecurityGroup({ loadBalancerId: lbId, vipAddresses: [addr(11)], listeners: [], activeStandby: false, vipPortId: userPort.id });
+    await driver.updateVipSecurityGroup({ loadBalancerId: lbId, vipAddresses: [userAddress], listeners: [], activeStandby: false, vipPortId: userPort.id });
     await driver.deallocateVip({ loadBalancerId: lbId, portId: userPort.id, amphoraIds: [] });
     const kept = await port(userPort.id);
     expect(kept).toBeDefined();

@@ -26,7 +26,7 @@
 // it), /usr/bin/chromium, Keystone on 127.0.0.1:5000 with the peers' demo and admin users and the
 // load-balancer endpoint at http://127.0.0.1:9876, Neutron on 127.0.0.1:9696, MariaDB. Skipped,
 // with the reason printed, otherwise. Horizon is slow on a loaded 2-core machine (the wizard loads
-// in 5-60 s, the file took 4.5 minutes at load average 12): the waits are long.
+// in 5-60 s, the file takes 2.7-4.6 minutes at load average 8-12): the waits are long.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -31,7 +31,6 @@
 // failed, then checked gone; leftovers of an earlier run that died are removed at the start.
 // Every `openstack` call costs 2-4 s here (Python start, a Keystone token): the file takes 1.5-2 min.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -47,6 +46,7 @@ import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { freePort, startApiProcess, type ApiProcess } from '../helpers/process.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
+import { chooseNet, realBackendsConfig } from './real-backends.ts';
 import { waitFor as pollUntil } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
@@ -227,18 +227,6 @@ async function removeEarlierRuns(networks: Array<{ ID: string; Name: string }>):
   }
 }
 
-/** A 10.217.<n>.0/24 that no Neutron subnet and no route of the host uses. */
-async function chooseNet(neutronCidrs: string[]): Promise<string> {
-  const { stdout } = await run('ip', ['-4', 'route', 'show', 'table', 'all']);
-  const taken = (n: number) => neutronCidrs.some((c) => c.startsWith(`10.217.${n}.`)) || stdout.includes(`10.217.${n}.`);
-  const start = randomBytes(1)[0]!;
-  for (let i = 0; i < 256; i++) {
-    const n = (start + i) % 256;
-    if (!taken(n)) return `10.217.${n}`;
-  }
-  throw new Error('no free 10.217.<n>.0/24 left');
-}
-
 // ---- waiting --------------------------------------------------------------------------------------
 
 /** The CLI is slow (seconds per call): poll every 500 ms. */
@@ -312,7 +300,7 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
     ]);
     catalogBefore = catalog;
     await removeEarlierRuns(networks);
-    NET = await chooseNet(subnets.map((s) => s.Subnet));
+    NET = await chooseNet('10.217', subnets.map((s) => s.Subnet));
     CIDR = `${NET}.0/24`;
 
     // Neutron: a network and a subnet of the demo project (the demo user's CLI resolves the subnet).
@@ -327,17 +315,7 @@ describe.skipIf(SKIP !== null)('the real openstack CLI against Argonaut: Keyston
 
     // Argonaut, under Keystone, with Neutron VIPs and netns amphorae on this run's bridge.
     const port = await freePort();
-    api = await startApiProcess(dir, {
-      api: { port, authStrategy: 'keystone' },
-      database: { url: dbUrl },
-      keystone: { authUrl: KEYSTONE_URL, username: 'octavia', password: 'secret', projectName: 'service', region: 'RegionOne' },
-      policy: { ruleSet: 'advanced' },
-      controllerWorker: { computeDriver: 'netns', networkDriver: 'neutron', amphoraDriver: 'agent', stateDir: path.join(dir, 'amphorae'), configAckTimeoutMs: 30_000 },
-      localNetwork: { cidr: CIDR, gateway: `${NET}.1`, bridge: BRIDGE, prefix, subnetId, networkId },
-      messaging: { kind: 'in-process' },
-      healthManager: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 10_000, healthCheckIntervalMs: 500 },
-      logging: { level: 'info' },
-    });
+    api = await startApiProcess(dir, realBackendsConfig({ port, dbUrl, keystoneUrl: KEYSTONE_URL, dir, net: NET, bridge: BRIDGE, prefix, subnetId, networkId }));
     writeClouds(api.url);
     // Argonaut created the bridge, with Neutron's gateway address.
     expect(await listAddresses(BRIDGE)).toEqual([`${NET}.1/24`]);

@@ -1,45 +1,64 @@
 // Horizon's octavia-dashboard (Debian's openstack-dashboard 23 + python3-octavia-dashboard 10, Zed)
 // driven in headless Chromium (Debian's chromium through playwright-core) against Argonaut under
-// the Keystone of ../shared/peers: log in as demo, create a load balancer through the "Create Load
-// Balancer" wizard (listener HTTP 80, pool ROUND_ROBIN, two external members on peers-vip-subnet,
-// an HTTP health monitor), wait for the panel to show it Active, read its detail pages (load
-// balancer, listener, pool, members, monitor), delete it (the dashboard deletes with cascade) and
-// see it gone. Every step is a screenshot in var/horizon-screenshots/ (the path is printed), and
-// each step asserts what the page shows; Argonaut's API is asked as well.
+// the Keystone of ../shared/peers, with real amphorae and real members: log in as demo, create a
+// load balancer through the "Create Load Balancer" wizard (listener HTTP 80, pool ROUND_ROBIN, two
+// external members, an HTTP health monitor), wait for the panel to show it Active and Online (the
+// amphora's health checks reach the members), read its detail pages (load balancer, listener,
+// pool, members Online, monitor), send requests through the VIP, delete it (the dashboard deletes
+// with cascade) and see it gone, its amphora's namespace too. Every step is a screenshot in
+// var/horizon-screenshots/ (the path is printed), and each step asserts what the page shows;
+// Argonaut's API is asked as well.
 //
-// Argonaut runs as Octavia's no-op gate does (etc/peers.yaml: no-op compute, network and amphora
-// drivers; the subnet is a documentation range that must carry no traffic). Its operating status is
-// what the no-op Octavia shows: a measured status that no-op backends never measure, so the load
-// balancer, listener and pool stay Offline and the members No Monitor (octavia-tempest-plugin
-// asserts OFFLINE when test_with_noop is set). ONLINE needs amphorae with real health checks.
+// Argonaut runs as in test/e2e/cli.test.ts (test/e2e/real-backends.ts): Keystone auth, the
+// `neutron` network driver (the peers' API-only Neutron allocates the VIP and VRRP ports) and the
+// `netns` compute driver (amphorae are namespaces on a bridge of the run). Horizon has no endpoint
+// override: it takes the catalog's load-balancer endpoint, http://127.0.0.1:9876, so this test
+// starts its Argonaut on 9876 and refuses to run when something else answers there. The run has a
+// Neutron network and subnet of its own in the demo project, `argonaut-horizon-<prefix>`, on a
+// 10.226.<n>.0/24 that no Neutron subnet and no host route uses (.1 gateway and bridge, VIPs from
+// .2-.127, amphora management addresses from the upper half); two HTTP member servers (.251,
+// .252) and a client (.250) are namespaces of the run plugged into the bridge
+// (test/e2e/netns-hosts.ts). Everything (namespaces and links of the prefix, the Neutron network
+// with its ports, the child process, the database) is removed in afterAll and checked gone;
+// leftovers of a run that died are removed at the start (only one run can hold port 9876).
 //
-// Needs: ARGONAUT_HORIZON_URL (e.g. http://127.0.0.1:8800, test/horizon/horizon-up.sh starts it),
-// /usr/bin/chromium, Keystone on 127.0.0.1:5000 with the peers' demo user and the load-balancer
-// endpoint at http://127.0.0.1:9876, Neutron with peers-vip-subnet, MariaDB (when it starts
-// Argonaut). Skipped, with the reason printed, otherwise. It starts Argonaut on 9876 itself
-// (etc/peers.yaml, a fresh database argonaut_horizon) unless something already answers there.
-// Horizon is slow on a loaded 2-core machine (the wizard loads in 5-60 s, the file takes 2-5
-// minutes at load average 10-15): the waits are long.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Needs: root, ARGONAUT_HORIZON_URL (e.g. http://127.0.0.1:8800, test/horizon/horizon-up.sh starts
+// it), /usr/bin/chromium, Keystone on 127.0.0.1:5000 with the peers' demo and admin users and the
+// load-balancer endpoint at http://127.0.0.1:9876, Neutron on 127.0.0.1:9696, MariaDB. Skipped,
+// with the reason printed, otherwise. Horizon is slow on a loaded 2-core machine (the wizard loads
+// in 5-60 s, the file takes 2.7-4.6 minutes at load average 8-12): the waits are long.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { parse } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dropMysqlDatabase } from '../../common/db/database.ts';
+import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
+import { listLinks, listNamespaces, namespaceExists } from '../../driver/network/local/ip.ts';
+import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
+import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
+import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from '../e2e/netns-hosts.ts';
+import { chooseNet, realBackendsConfig } from '../e2e/real-backends.ts';
 import { startApiProcess, type ApiProcess } from '../helpers/process.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const HORIZON_URL = process.env.ARGONAUT_HORIZON_URL?.replace(/\/+$/, '');
 const KEYSTONE_URL = process.env.ARGONAUT_HORIZON_KEYSTONE_URL ?? 'http://127.0.0.1:5000/v3';
 const NEUTRON_URL = 'http://127.0.0.1:9696';
-const ARGONAUT_URL = 'http://127.0.0.1:9876';
+const ARGONAUT_PORT = 9876;
+const ARGONAUT_URL = `http://127.0.0.1:${ARGONAUT_PORT}`;
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SHOTS = path.join(ROOT, 'var/horizon-screenshots');
-const DB_URL = `${process.env.ARGONAUT_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'}/argonaut_horizon`;
-const SUBNET = 'peers-vip-subnet';
-const MEMBERS = ['198.51.100.21', '198.51.100.22'];
+const MYSQL_BASE = process.env.ARGONAUT_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+/** Names of this file's Neutron networks and subnets: `<NAME_PREFIX><run prefix>`. */
+const NAME_PREFIX = 'argonaut-horizon-';
+const prefix = testPrefix('h');
+const SUBNET = `${NAME_PREFIX}${prefix}`;
+const BRIDGE = bridgeName(prefix);
+const dbUrlOf = (p: string) => `${MYSQL_BASE}/argonaut_horizon_${p}`;
+const DB_URL = dbUrlOf(prefix);
+const MEMBER_PORT = 80;
 const suffix = Math.random().toString(36).slice(2, 8);
 const LB = `horizon-lb-${suffix}`;
 const LISTENER = `horizon-listener-${suffix}`;
@@ -59,6 +78,7 @@ async function answers(url: string): Promise<boolean> {
 }
 
 async function skipReason(): Promise<string | null> {
+  if (!IS_ROOT) return 'it needs root (network namespaces, veth pairs and a bridge on the host for the amphorae and members)';
   if (!HORIZON_URL) return 'ARGONAUT_HORIZON_URL is not set (run test/horizon/horizon-up.sh, then ARGONAUT_HORIZON_URL=http://127.0.0.1:8800)';
   if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian package chromium; test/horizon/horizon-up.sh installs it)`;
   if (!(await answers(`${HORIZON_URL}/auth/login/`))) return `Horizon does not answer at ${HORIZON_URL}/auth/login/ (test/horizon/horizon-up.sh)`;
@@ -74,28 +94,80 @@ if (SKIP) console.warn(`test/horizon/horizon.test.ts skipped: ${SKIP}`);
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function demoToken(): Promise<string> {
+/** A project-scoped token of a user of ../shared/peers (password "secret", project of the same name). */
+async function keystoneToken(user: 'demo' | 'admin'): Promise<string> {
   const res = await fetch(`${KEYSTONE_URL}/auth/tokens`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({
       auth: {
-        identity: { methods: ['password'], password: { user: { name: 'demo', password: 'secret', domain: { name: 'Default' } } } },
-        scope: { project: { name: 'demo', domain: { name: 'Default' } } },
+        identity: { methods: ['password'], password: { user: { name: user, password: 'secret', domain: { name: 'Default' } } } },
+        scope: { project: { name: user, domain: { name: 'Default' } } },
       },
     }),
-    signal: AbortSignal.timeout(30_000),
+    signal: AbortSignal.timeout(60_000),
   });
-  if (res.status !== 201) throw new Error(`Keystone refused demo/secret: ${res.status} ${await res.text()}`);
+  if (res.status !== 201) throw new Error(`Keystone refused ${user}/secret: ${res.status} ${await res.text()}`);
   return res.headers.get('x-subject-token')!;
 }
 
 let token = '';
-async function lbApi(pathAndQuery: string): Promise<{ status: number; body: Json }> {
-  const res = await fetch(`${ARGONAUT_URL}/v2${pathAndQuery}`, { headers: { 'X-Auth-Token': token }, signal: AbortSignal.timeout(30_000) });
+let adminToken = '';
+
+async function call(base: string, pathAndQuery: string, as: string, method = 'GET', body?: unknown): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}${pathAndQuery}`, {
+    method,
+    headers: { 'X-Auth-Token': as, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(60_000),
+  });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
 }
+
+/** Argonaut's API as demo (or admin). */
+const lbApi = (pathAndQuery: string, as = token) => call(`${ARGONAUT_URL}/v2`, pathAndQuery, as);
+
+/** Neutron's API; throws unless the status is `expected`. */
+async function neutron(method: string, pathAndQuery: string, as: string, expected: number, body?: unknown): Promise<Json> {
+  const res = await call(`${NEUTRON_URL}/v2.0`, pathAndQuery, as, method, body);
+  if (res.status !== expected) throw new Error(`Neutron ${method} ${pathAndQuery}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Deletes the ports of a network (admin: the VIP and VRRP ports belong to Argonaut's service project), then the network. */
+async function deleteNeutronNetwork(networkId: string): Promise<void> {
+  const { ports } = await neutron('GET', `/ports?network_id=${networkId}`, adminToken, 200);
+  for (const p of ports as Json[]) await neutron('DELETE', `/ports/${p.id}`, adminToken, 204);
+  await neutron('DELETE', `/networks/${networkId}`, adminToken, 204);
+}
+
+/** Networks (namespaces, links, database) of earlier runs that died; no run is alive, since 9876 was free. */
+async function removeEarlierRuns(): Promise<void> {
+  const { networks } = await neutron('GET', '/networks', adminToken, 200);
+  for (const n of networks as Json[]) {
+    const p = String(n.name).startsWith(NAME_PREFIX) ? String(n.name).slice(NAME_PREFIX.length) : '';
+    if (!/^h[0-9a-f]{4}$/.test(p) || p === prefix) continue;
+    console.warn(`test/horizon/horizon.test.ts: removing the leftovers of an earlier run (${p}): Neutron network ${n.id}, namespaces and links ${p}-*, database`);
+    await deleteNeutronNetwork(n.id);
+    await cleanupLocalNetwork(p);
+    await dropMysqlDatabase(dbUrlOf(p));
+  }
+}
+
+// ---- the run's network: Neutron network and subnet, member and client namespaces ------------------
+
+let NET = '';
+let networkId = '';
+let subnetId = '';
+let client: ClientProcess | undefined;
+const members: MemberProcess[] = [];
+const hosts = () => ({
+  client: { ns: `${prefix}-client`, veth: `${prefix}-cl`, address: `${NET}.250` },
+  m1: { ns: `${prefix}-m1`, veth: `${prefix}-m1`, address: `${NET}.251` },
+  m2: { ns: `${prefix}-m2`, veth: `${prefix}-m2`, address: `${NET}.252` },
+});
+const memberAddresses = () => [hosts().m1.address, hosts().m2.address];
 
 // ---- the browser ---------------------------------------------------------------------------------------
 
@@ -158,21 +230,42 @@ async function openTab(name: string): Promise<void> {
 
 describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia-dashboard against Argonaut', () => {
   beforeAll(async () => {
+    const started = Date.now();
     rmSync(SHOTS, { recursive: true, force: true });
     mkdirSync(SHOTS, { recursive: true });
     console.log(`Horizon test screenshots: ${SHOTS}`);
-    if (!(await answers(`${ARGONAUT_URL}/`))) {
-      // Argonaut as .ci/run starts it: etc/peers.yaml, a fresh database (its own name here).
-      const config = parse(readFileSync(path.join(ROOT, 'etc/peers.yaml'), 'utf8')) as Json;
-      config.database = { ...config.database, url: DB_URL };
-      await dropMysqlDatabase(DB_URL);
-      const dir = mkdtempSync(path.join(tmpdir(), 'argonaut-horizon-'));
-      api = await startApiProcess(dir, config, 'peers-horizon.yaml');
-      console.log(`Horizon test: started Argonaut on ${ARGONAUT_URL} (etc/peers.yaml, database ${DB_URL})`);
-    } else {
-      console.log(`Horizon test: using the Argonaut that answers on ${ARGONAUT_URL}`);
+    if (await answers(`${ARGONAUT_URL}/`)) {
+      throw new Error(
+        `something already answers on ${ARGONAUT_URL} (the catalog's load-balancer endpoint that Horizon uses): this test runs an Argonaut of its own there (real amphorae on a network of the run) and refuses to share the port; stop it first`,
+      );
     }
-    token = await demoToken();
+    [token, adminToken] = await Promise.all([keystoneToken('demo'), keystoneToken('admin')]);
+    await removeEarlierRuns();
+    const { subnets } = await neutron('GET', '/subnets', adminToken, 200);
+    NET = await chooseNet('10.226', (subnets as Json[]).map((x) => String(x.cidr)));
+
+    // Neutron: a network and a subnet of the demo project (the wizard lists the project's subnets).
+    networkId = (await neutron('POST', '/networks', token, 201, { network: { name: SUBNET } })).network.id;
+    const subnet = (
+      await neutron('POST', '/subnets', token, 201, {
+        subnet: { name: SUBNET, network_id: networkId, ip_version: 4, cidr: `${NET}.0/24`, gateway_ip: `${NET}.1`, enable_dhcp: false, allocation_pools: [{ start: `${NET}.2`, end: `${NET}.127` }] },
+      })
+    ).subnet as Json;
+    subnetId = subnet.id;
+
+    // Argonaut on the catalog's port, with Neutron VIPs and netns amphorae on this run's bridge.
+    const dir = mkdtempSync(path.join(tmpdir(), 'argonaut-horizon-'));
+    await dropMysqlDatabase(DB_URL);
+    api = await startApiProcess(dir, realBackendsConfig({ port: ARGONAUT_PORT, dbUrl: DB_URL, keystoneUrl: KEYSTONE_URL, dir, net: NET, bridge: BRIDGE, prefix, subnetId, networkId }), 'horizon.yaml');
+
+    const h = hosts();
+    for (const host of Object.values(h)) await plugHost({ name: host.ns, hostVeth: host.veth, bridge: BRIDGE, address: host.address, prefixLength: 24 });
+    members.push(await startMember(h.m1.ns, 'http', h.m1.address, MEMBER_PORT, 'member-1'));
+    members.push(await startMember(h.m2.ns, 'http', h.m2.address, MEMBER_PORT, 'member-2'));
+    client = await startClient(h.client.ns);
+    expect((await client.get(h.m1.address, MEMBER_PORT)).body).toBe('member-1');
+    console.log(`Horizon test: prefix ${prefix}, subnet ${SUBNET} ${NET}.0/24 (${subnetId}), Argonaut on ${ARGONAUT_URL} (neutron + netns); set up in ${Date.now() - started} ms`);
+
     profile = mkdtempSync(path.join(tmpdir(), 'argonaut-horizon-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -185,30 +278,55 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(UI_TIMEOUT);
     page.on('pageerror', (err) => pageErrors.push(err.message));
-  }, 180_000);
+  }, 300_000);
 
   afterEach(async (ctx) => {
     if (ctx.task.result?.state === 'fail' && context) await screenshot(`failed-${ctx.task.name.split(' ')[0]}`).catch(() => undefined);
   });
 
   afterAll(async () => {
-    await context?.close();
-    // A failed run leaves no load balancer behind.
-    if (token) {
-      const left = (await lbApi(`/lbaas/loadbalancers?name=${LB}`)).body.loadbalancers as Json[] | undefined;
-      for (const lb of left ?? []) {
-        await fetch(`${ARGONAUT_URL}/v2/lbaas/loadbalancers/${lb.id}?cascade=true`, { method: 'DELETE', headers: { 'X-Auth-Token': token } });
+    const errors: Error[] = [];
+    const attempt = async (what: string, f: () => Promise<unknown>) => {
+      try {
+        await f();
+      } catch (err) {
+        errors.push(new Error(`${what}: ${(err as Error).message}`));
       }
+    };
+    await attempt('closing the browser', async () => context?.close());
+    // A failed run leaves no load balancer behind.
+    if (token && api) {
+      await attempt('deleting the load balancer', async () => {
+        const left = (await lbApi(`/lbaas/loadbalancers?name=${LB}`)).body.loadbalancers as Json[] | undefined;
+        for (const lb of left ?? []) {
+          await call(ARGONAUT_URL, `/v2/lbaas/loadbalancers/${lb.id}?cascade=true`, token, 'DELETE');
+          await waitFor('the cascade delete', async () => ((await lbApi(`/lbaas/loadbalancers/${lb.id}`)).status === 404 ? true : undefined), 120_000, 1000);
+        }
+      });
     }
     if (profile) rmSync(profile, { recursive: true, force: true });
     if (api) {
-      api.child.kill('SIGTERM');
-      await api.exited;
-      writeFileSync(path.join(SHOTS, 'argonaut-api.log'), api.output());
-      await dropMysqlDatabase(DB_URL);
+      await attempt('stopping Argonaut', async () => {
+        api!.child.kill('SIGTERM');
+        const killer = setTimeout(() => api!.child.kill('SIGKILL'), 20_000);
+        await api!.exited;
+        clearTimeout(killer);
+        writeFileSync(path.join(SHOTS, 'argonaut-api.log'), api!.output());
+      });
     }
+    await attempt('stopping the client', async () => client?.stop());
+    for (const m of members) await attempt(`stopping ${m.name}`, () => m.kill());
+    if (IS_ROOT) await attempt('removing the namespaces and links', () => cleanupLocalNetwork(prefix));
+    if (networkId) await attempt('removing the Neutron network', () => deleteNeutronNetwork(networkId));
+    if (api) await attempt('dropping the database', () => dropMysqlDatabase(DB_URL));
     if (pageErrors.length) console.log(`Horizon test: JavaScript errors on the pages: ${[...new Set(pageErrors)].join(' | ')}`);
-  }, 120_000);
+
+    // Nothing is left.
+    expect((await listNamespaces()).filter((n) => hasPrefix(prefix, n))).toEqual([]);
+    expect((await listLinks()).filter((l) => hasPrefix(prefix, l.name))).toEqual([]);
+    if (adminToken) expect((await neutron('GET', `/networks?name=${SUBNET}`, adminToken, 200)).networks).toEqual([]);
+    if (errors.length > 0) throw new AggregateError(errors, `cleaning up the Horizon test failed: ${errors.map((e) => e.message).join('; ')}`);
+  }, 300_000);
 
   it('logs in as demo and shows the Load Balancers panel', async () => {
     await page.goto(`${HORIZON_URL}/auth/login/?next=/project/load_balancer/`);
@@ -264,7 +382,7 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await screenshot('wizard-pool');
 
     await modal.locator('button', { hasText: 'Next' }).click();
-    for (const [i, address] of MEMBERS.entries()) {
+    for (const [i, address] of memberAddresses().entries()) {
       await visible('.modal button:has-text("Add external member")').click();
       const row = page.locator('.modal tbody tr:has(input[ng-model="row.address"])').nth(i);
       await row.waitFor({ state: 'attached' });
@@ -277,7 +395,7 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
       });
       await row.locator('input[ng-model="row.address"]').fill(address);
       await row.locator('select[ng-model="row.subnet_id"]').selectOption({ label: SUBNET });
-      await row.locator('input[ng-model="row.protocol_port"]').fill('80');
+      await row.locator('input[ng-model="row.protocol_port"]').fill(String(MEMBER_PORT));
     }
     await expect(visible('.modal input[ng-model="row.address"]').count()).resolves.toBe(2);
     await screenshot('wizard-members');
@@ -296,7 +414,7 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await screenshot('load-balancer-created');
   }, 600_000);
 
-  it('shows it Active once the dashboard has created every object, as Argonaut reports', async () => {
+  it('shows it Active and Online once the dashboard has created every object and the monitor sees the members', async () => {
     // The dashboard creates the listener, pool, members and monitor one after the other, each
     // once the load balancer is ACTIVE again (its server-side pollers).
     const lb = await waitFor(
@@ -313,16 +431,50 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
       300_000,
       2000,
     );
-    expect(lb.operating_status).toBe('OFFLINE'); // the no-op Octavia's value (see the top of the file)
+    expect(lb.vip_subnet_id).toBe(subnetId);
+    expect(lb.vip_address.startsWith(`${NET}.`)).toBe(true);
+
+    // Every operating status of the tree ONLINE: the amphora's HTTP health checks answered by both members.
+    let last = '';
+    await waitFor(
+      'every operating status ONLINE in the status tree',
+      async () => {
+        const tree = (await lbApi(`/lbaas/loadbalancers/${lb.id}/status`)).body.statuses.loadbalancer as Json;
+        const statuses = [tree.operating_status];
+        for (const l of tree.listeners as Json[]) {
+          statuses.push(l.operating_status);
+          for (const p of l.pools as Json[]) {
+            statuses.push(p.operating_status);
+            for (const m of p.members as Json[]) statuses.push(`${m.address}:${m.operating_status}`);
+          }
+        }
+        last = statuses.join(' ');
+        return statuses.length === 5 && statuses.every((x) => x.endsWith('ONLINE')) ? true : undefined;
+      },
+      180_000,
+      1000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${last}`);
+    });
 
     await page.goto(`${HORIZON_URL}/project/load_balancer/`);
-    await waitForPanel('the panel to show the load balancer Active', (row) => row?.includes('Active') ?? false);
+    await waitForPanel('the panel to show the load balancer Active and Online', (row) => (row?.includes('Active') && row.includes('Online')) ?? false);
     const text = await loadBalancerRow().innerText();
     expect(text).toContain(lb.vip_address);
     expect(text).toContain('Active');
-    expect(text).toContain('Offline');
+    expect(text).toContain('Online');
+    expect(text).not.toContain('Offline');
     expect(text).toContain('Yes'); // admin state up
-    await screenshot('load-balancer-active');
+    await screenshot('load-balancer-active-online');
+
+    // Traffic: the client namespace's requests to the VIP are answered by both members in turn.
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await client!.get(lb.vip_address, 80, `/horizon-${i}`);
+      expect(res.status).toBe(200);
+      seen.push(res.body);
+    }
+    expect(new Set(seen)).toEqual(new Set(['member-1', 'member-2']));
   }, 600_000);
 
   it('shows the details of the load balancer, its listener, pool, members and monitor', async () => {
@@ -332,7 +484,7 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await detailPage(LB);
     await page.locator('dd', { hasText: lb.vip_subnet_id }).waitFor();
     let body = await page.locator('body').innerText();
-    for (const expected of [lb.id, lb.vip_address, lb.vip_subnet_id, lb.vip_port_id, 'created by test/horizon/horizon.test.ts', 'amphora', 'Active', 'Offline']) {
+    for (const expected of [lb.id, lb.vip_address, lb.vip_subnet_id, lb.vip_port_id, 'created by test/horizon/horizon.test.ts', 'amphora', 'Active', 'Online']) {
       expect(body).toContain(expected);
     }
     await screenshot('load-balancer-details');
@@ -373,11 +525,11 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await screenshot('pool-details');
 
     await openTab('Members');
-    for (const address of MEMBERS) await page.locator('td', { hasText: address }).first().waitFor();
-    for (const address of MEMBERS) {
+    for (const address of memberAddresses()) await page.locator('td', { hasText: address }).first().waitFor();
+    for (const address of memberAddresses()) {
       const text = await page.locator('tbody tr', { hasText: address }).first().innerText();
-      expect(text).toContain('80');
-      expect(text).toContain('No Monitor'); // what the no-op Octavia shows for members too
+      expect(text).toContain(String(MEMBER_PORT));
+      expect(text).toContain('Online'); // the amphora's health monitor reaches the member
     }
     await screenshot('pool-members');
 
@@ -388,8 +540,11 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await screenshot('pool-health-monitors');
   }, 600_000);
 
-  it('deletes it from the panel (cascade) and sees it gone', async () => {
+  it('deletes it from the panel (cascade) and sees it gone, its amphora namespace too', async () => {
     const lb = (await lbApi(`/lbaas/loadbalancers?name=${LB}`)).body.loadbalancers[0] as Json;
+    const amphorae = ((await lbApi(`/octavia/amphorae?loadbalancer_id=${lb.id}`, adminToken)).body.amphorae as Json[]).filter((a) => a.status !== 'DELETED');
+    expect(amphorae.length).toBeGreaterThan(0);
+    for (const a of amphorae) expect(await namespaceExists(`${prefix}-${a.id}`)).toBe(true);
     await page.goto(`${HORIZON_URL}/project/load_balancer/`);
     await waitForPanel('the panel to list the load balancer', (row) => row !== null);
     // The row's action menu (next to "Edit Load Balancer").
@@ -406,5 +561,9 @@ describe.skipIf(SKIP !== null)('Horizon: the Load Balancers panel of the octavia
     await waitForPanel('the panel to drop the row', (row) => row === null);
     await screenshot('load-balancer-deleted');
     expect(await page.locator('table').first().innerText()).not.toContain(LB);
+    for (const a of amphorae) expect(await namespaceExists(`${prefix}-${a.id}`)).toBe(false);
+    // Neutron: the VIP and VRRP ports went with it.
+    expect((await neutron('GET', `/ports?network_id=${networkId}`, adminToken, 200)).ports).toEqual([]);
+    await expect(client!.get(lb.vip_address, 80, '/', 1000)).rejects.toThrow();
   }, 600_000);
 });

@@ -24,7 +24,7 @@ import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import { addAddress, createNamespace, createVeth, listAddresses, listLinks, listNamespaces, namespaceExists, namespacePids } from '../../driver/network/local/ip.ts';
 import { bridgeName, hasPrefix, hostVethName } from '../../driver/network/local/names.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
-import { GiveUp, waitFor } from '../helpers/wait.ts';
+import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
 
@@ -93,17 +93,8 @@ async function macOf(ns: string): Promise<string> {
   return (await listLinks({ netns: ns })).find((l) => l.name === 'eth0')!.mac!.toLowerCase();
 }
 
-async function waitActive(id: string, timeoutMs = 40_000): Promise<void> {
-  await waitFor(
-    `load balancer ${id} ACTIVE`,
-    async () => {
-      const lb = (await client.get(`/v2/lbaas/loadbalancers/${id}`)).body.loadbalancer;
-      if (lb.provisioning_status === 'ERROR') throw new GiveUp(`load balancer ${id} went to ERROR`);
-      return lb.provisioning_status === 'ACTIVE' ? true : undefined;
-    },
-    timeoutMs,
-    100,
-  );
+function waitActive(id: string, timeoutMs = 40_000): Promise<void> {
+  return waitLoadBalancerActive(client, id, timeoutMs, 100);
 }
 
 /**

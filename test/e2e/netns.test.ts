@@ -28,7 +28,7 @@ import { bridgeName, hasPrefix, hostVethName } from '../../driver/network/local/
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
-import { GiveUp, waitFor } from '../helpers/wait.ts';
+import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const PROJECT = { 'X-Project-Id': 'e2e-netns' };
@@ -55,16 +55,8 @@ let stateDir: string;
 let net: ClientProcess | undefined;
 const servers = new Map<string, MemberProcess>();
 
-async function waitActive(id: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(
-    `load balancer ${id} ACTIVE`,
-    async () => {
-      const lb = (await client.get(`/v2/lbaas/loadbalancers/${id}`)).body.loadbalancer;
-      if (lb.provisioning_status === 'ERROR') throw new GiveUp(`load balancer ${id} went to ERROR`);
-      return lb.provisioning_status === 'ACTIVE' ? true : undefined;
-    },
-    timeoutMs,
-  );
+function waitActive(id: string, timeoutMs = 30_000): Promise<void> {
+  return waitLoadBalancerActive(client, id, timeoutMs);
 }
 
 async function create(collection: string, key: string, body: Record<string, unknown>, lbId: string): Promise<string> {

@@ -28,7 +28,7 @@ import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import { inNamespace, listLinks, listNamespaces } from '../../driver/network/local/ip.ts';
 import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
-import { GiveUp, waitFor } from '../helpers/wait.ts';
+import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, type ClientProcess } from './netns-hosts.ts';
 import { makeRealServer } from '../dataplane/direct-routing-hosts.ts';
@@ -153,17 +153,8 @@ let stateDir: string;
 const clients = new Map<string, ClientProcess>();
 const members = new Map<MemberName, Member>();
 
-async function waitActive(id: string, timeoutMs = 60_000): Promise<void> {
-  await waitFor(
-    `load balancer ${id} ACTIVE`,
-    async () => {
-      const lb = (await client.get(`/v2/lbaas/loadbalancers/${id}`)).body.loadbalancer;
-      if (lb.provisioning_status === 'ERROR') throw new GiveUp(`load balancer ${id} went to ERROR`);
-      return lb.provisioning_status === 'ACTIVE' ? true : undefined;
-    },
-    timeoutMs,
-    200,
-  );
+function waitActive(id: string, timeoutMs = 60_000): Promise<void> {
+  return waitLoadBalancerActive(client, id, timeoutMs, 200);
 }
 
 const memberOf = (reply: string) => /^(m[123]) /.exec(reply)?.[1] as MemberName | undefined;

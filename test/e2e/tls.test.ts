@@ -14,7 +14,7 @@ import type { Row } from '../../common/db/database.ts';
 import { LOOPBACK_SUBNET_ID } from '../../driver/network/loopback.ts';
 import { startApi, type TestApi } from '../helpers/api.ts';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import { GiveUp, waitFor } from '../helpers/wait.ts';
+import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 
 const KEY = 'e2e-tls-local-certificate-store-key-0123456789';
 const PROJECT = 'e2e-tls';
@@ -26,12 +26,8 @@ let member: http.Server;
 const post = async (p: string, body: unknown) =>
   api.client().raw('POST', p, JSON.stringify(body), { 'Content-Type': 'application/json', 'X-Project-Id': PROJECT });
 
-async function waitActive(id: string): Promise<void> {
-  await waitFor(`load balancer ${id} ACTIVE`, async () => {
-    const lb = (await api.client().get(`/v2/lbaas/loadbalancers/${id}`)).body.loadbalancer;
-    if (lb.provisioning_status === 'ERROR') throw new GiveUp('load balancer went to ERROR');
-    return lb.provisioning_status === 'ACTIVE' ? true : undefined;
-  }, 30_000);
+function waitActive(id: string): Promise<void> {
+  return waitLoadBalancerActive(api.client(), id, 30_000);
 }
 
 function httpsGet(host: string, port: number, servername: string): Promise<{ body: string; subject: string }> {

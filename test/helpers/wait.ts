@@ -1,4 +1,5 @@
 // Polling with a deadline, for tests that wait on asynchronous outcomes (statuses, traffic).
+import type { Client } from './api.ts';
 
 /** Thrown by a probe when waiting is pointless (e.g. ERROR instead of ACTIVE): waitFor fails at once. */
 export class GiveUp extends Error {}
@@ -21,4 +22,23 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/** Waits until a load balancer is ACTIVE through the API; fails at once when it goes to ERROR. */
+export async function waitLoadBalancerActive(
+  client: Pick<Client, 'get'>,
+  id: string,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<void> {
+  await waitFor(
+    `load balancer ${id} ACTIVE`,
+    async () => {
+      const lb = (await client.get(`/v2/lbaas/loadbalancers/${id}`)).body.loadbalancer;
+      if (lb.provisioning_status === 'ERROR') throw new GiveUp(`load balancer ${id} went to ERROR`);
+      return lb.provisioning_status === 'ACTIVE' ? true : undefined;
+    },
+    timeoutMs,
+    intervalMs,
+  );
 }

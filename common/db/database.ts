@@ -70,7 +70,7 @@ export class Database {
   }
 
   /**
-   * One statement with `?` placeholders, past the model layer: on the hot paths (the API's creates,
+   * One statement with `?` bound parameters, past the model layer: on the hot paths (the API's creates,
    * the worker's completion) Sequelize's per-statement work costs several times the round trip.
    * Rows come back as the models' raw queries return them (MariaDB: the same connection type
    * parsers; SQLite: stored values). In `t` when given; on SQLite, reads go inside read().

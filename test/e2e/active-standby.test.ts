@@ -24,7 +24,7 @@ import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import { addAddress, createNamespace, createVeth, listAddresses, listLinks, listNamespaces, namespaceExists, namespacePids } from '../../driver/network/local/ip.ts';
 import { bridgeName, hasPrefix, hostVethName } from '../../driver/network/local/names.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
-import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
+import { BoundedCleanup, waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
 
@@ -215,17 +215,8 @@ describe.skipIf(!IS_ROOT)('ACTIVE_STANDBY amphorae with the election and a float
   }, 60_000);
 
   afterAll(async () => {
-    const errors: unknown[] = [];
-    const attempt = async (f: () => Promise<unknown>, what: string, timeoutMs = 20_000) => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([f(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${timeoutMs} ms`)), timeoutMs)))]);
-      } catch (err) {
-        errors.push(err);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    const cleanup = new BoundedCleanup(20_000);
+    const attempt = cleanup.attempt.bind(cleanup);
     await attempt(async () => api?.close(), 'stopping the API');
     await attempt(async () => net?.stop(), 'stopping the client');
     await attempt(async () => outside?.stop(), 'stopping the external client');
@@ -234,7 +225,7 @@ describe.skipIf(!IS_ROOT)('ACTIVE_STANDBY amphorae with the election and a float
     if (stateDir && !process.env.ARGONAUT_KEEP_STATE) rmSync(stateDir, { recursive: true, force: true });
     expect((await listNamespaces()).filter((n) => hasPrefix(prefix, n))).toEqual([]);
     expect((await listLinks()).filter((l) => hasPrefix(prefix, l.name))).toEqual([]);
-    if (errors.length > 0) throw new AggregateError(errors, 'cleaning up the ACTIVE_STANDBY end-to-end test failed');
+    cleanup.finish('cleaning up the ACTIVE_STANDBY end-to-end test failed');
   }, 90_000);
 
   let lbId: string;

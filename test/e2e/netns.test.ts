@@ -28,7 +28,7 @@ import { bridgeName, hasPrefix, hostVethName } from '../../driver/network/local/
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, startMember, type ClientProcess, type MemberProcess } from './netns-hosts.ts';
-import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
+import { BoundedCleanup, waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 const PROJECT = { 'X-Project-Id': 'e2e-netns' };
@@ -244,18 +244,9 @@ describe.skipIf(!IS_ROOT)('netns amphorae on the local network, through the HTTP
   }, 60_000);
 
   afterAll(async () => {
-    const errors: unknown[] = [];
     // Each step is bounded, so that the network cleanup below runs whatever happens before it.
-    const attempt = async (f: () => Promise<unknown>, what = 'a cleanup step', timeoutMs = 15_000) => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([f(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${timeoutMs} ms`)), timeoutMs)))]);
-      } catch (err) {
-        errors.push(err);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    const cleanup = new BoundedCleanup(15_000);
+    const attempt = cleanup.attempt.bind(cleanup);
     await attempt(async () => api?.close(), 'stopping the API', 20_000);
     await attempt(async () => net?.stop());
     for (const s of servers.values()) await attempt(() => s.kill());
@@ -265,7 +256,7 @@ describe.skipIf(!IS_ROOT)('netns amphorae on the local network, through the HTTP
     rmSync(ownerFile(prefix), { force: true });
     expect((await listNamespaces()).filter((n) => hasPrefix(prefix, n))).toEqual([]);
     expect((await listLinks()).filter((l) => hasPrefix(prefix, l.name))).toEqual([]);
-    if (errors.length > 0) throw new AggregateError(errors, 'cleaning up the netns end-to-end test failed');
+    cleanup.finish('cleaning up the netns end-to-end test failed');
   }, 60_000);
 
   let lbId: string;

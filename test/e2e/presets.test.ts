@@ -28,7 +28,7 @@ import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import { inNamespace, listLinks, listNamespaces } from '../../driver/network/local/ip.ts';
 import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
-import { waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
+import { BoundedCleanup, waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 import { plugHost, startClient, type ClientProcess } from './netns-hosts.ts';
 import { makeRealServer } from '../dataplane/direct-routing-hosts.ts';
@@ -195,17 +195,8 @@ describe.skipIf(!IS_ROOT)('presets through the API on netns amphorae (root)', ()
   }, 90_000);
 
   afterAll(async () => {
-    const errors: unknown[] = [];
-    const attempt = async (f: () => Promise<unknown>, what: string, timeoutMs = 20_000) => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([f(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${timeoutMs} ms`)), timeoutMs)))]);
-      } catch (err) {
-        errors.push(err);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    const cleanup = new BoundedCleanup(20_000);
+    const attempt = cleanup.attempt.bind(cleanup);
     await attempt(async () => api?.close(), 'stopping the API', 30_000);
     for (const c of clients.values()) await attempt(() => c.stop(), 'stopping a client');
     for (const m of members.values()) await attempt(() => m.kill(), 'stopping a member');
@@ -213,7 +204,7 @@ describe.skipIf(!IS_ROOT)('presets through the API on netns amphorae (root)', ()
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     expect((await listNamespaces()).filter((n) => hasPrefix(prefix, n))).toEqual([]);
     expect((await listLinks()).filter((l) => hasPrefix(prefix, l.name))).toEqual([]);
-    if (errors.length > 0) throw new AggregateError(errors, 'cleaning up the presets end-to-end test failed');
+    cleanup.finish('cleaning up the presets end-to-end test failed');
   }, 90_000);
 
   let rhosp: { id: string; vip: string };

@@ -42,3 +42,28 @@ export async function waitLoadBalancerActive(
     intervalMs,
   );
 }
+
+/**
+ * Clean-up steps each bounded in time, so that the last ones (the network clean-up) run whatever
+ * hangs before them; failures are collected and thrown together by `finish`.
+ */
+export class BoundedCleanup {
+  private readonly errors: unknown[] = [];
+
+  constructor(private readonly defaultTimeoutMs: number) {}
+
+  async attempt(f: () => Promise<unknown>, what = 'a cleanup step', timeoutMs = this.defaultTimeoutMs): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([f(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${timeoutMs} ms`)), timeoutMs)))]);
+    } catch (err) {
+      this.errors.push(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  finish(message: string): void {
+    if (this.errors.length > 0) throw new AggregateError(this.errors, message);
+  }
+}

@@ -173,12 +173,12 @@ class Relay {
     uint64_t count;
     ssize_t ignored = read(wake_, &count, sizeof count);
     (void)ignored;
-    std::deque<Command> todo;
+    std::deque<Command> queued;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      todo.swap(commands_);
+      queued.swap(commands_);
     }
-    for (const Command& c : todo) {
+    for (const Command& c : queued) {
       if (c.kind == Command::kStop) {
         std::deque<Session*> all;
         {

@@ -49,7 +49,11 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
 
   afterEach(async (ctx) => {
     if (ctx.task.result?.state === 'fail') for (const e of elections) console.log(electionEvents(e));
-    for (const e of elections) await e.kill('SIGTERM');
+    // A stopped election (the SIGSTOP test, when it failed half-way) must run again to handle SIGTERM.
+    for (const e of elections) {
+      if (e.running()) e.child.kill('SIGCONT');
+      await e.kill('SIGTERM');
+    }
     elections = [];
     for (const n of t.nodes) {
       await setInterface(n, true);
@@ -105,7 +109,9 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
     // A cut link isolates a MASTER that cannot know: it keeps the VIP where nobody reaches it (checked by ARP below).
     if (fault !== 'link-cut') expect(watch.both).toBe(0);
     expect(gap).not.toBeNull();
-    expect(gap!.servedBy).toBe('b');
+    // A hung election leaves its data plane serving: until its guardian removes the VIP, the first
+    // answers after the fault may still come from a, which is service, not a gap.
+    if (fault !== 'hang') expect(gap!.servedBy).toBe('b');
     expect(gap!.gapMs).toBeLessThan(5000);
     return pair;
   }

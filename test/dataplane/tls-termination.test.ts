@@ -95,6 +95,25 @@ describe('TERMINATED_HTTPS: sessions', () => {
   });
 });
 
+describe('TERMINATED_HTTPS: ticket renewal', () => {
+  // A client that keeps one ticket per connection (wrk, curl) resumes every time only if each
+  // resumption brings a new ticket (TLS 1.3 tickets are not reused by OpenSSL clients).
+  for (const servername of ['default.example.com', 'www.example.com']) {
+    it(`a resumed TLS 1.3 session brings a new ticket that resumes again (${servername === 'www.example.com' ? 'SNI certificate' : 'default certificate'})`, async () => {
+      await apply(baseTls());
+      let last = await handshake(port, { servername });
+      expect(last).toMatchObject({ ok: true, protocol: 'TLSv1.3', reused: false });
+      for (let i = 0; i < 3; i++) {
+        const next = await handshake(port, { servername, session: last.session });
+        expect(next).toMatchObject({ ok: true, reused: true });
+        expect(next.session).toBeDefined();
+        expect(next.session!.equals(last.session!)).toBe(false);
+        last = next;
+      }
+    });
+  }
+});
+
 describe('TERMINATED_HTTPS: protocol settings', () => {
   it('tls_versions: TLSv1.2+ refuses a TLS 1.0/1.1-only client and serves 1.2 and 1.3', async () => {
     await apply({ ...baseTls(), versions: ['TLSv1.2', 'TLSv1.3'] });

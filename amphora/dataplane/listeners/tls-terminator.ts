@@ -53,6 +53,7 @@ export class TlsTerminator {
   private makeRuntime(listener: Listener): ListenerTlsRuntime {
     const runtime = new ListenerTlsRuntime(listener.id, listener.tls as ListenerTls, handshakeTimeout(listener), this.http2);
     const listenerId = listener.id;
+    if (!runtime.renewsTickets) this.log.warn({ listenerId }, 'this Node cannot renew TLS session tickets: clients resume every other connection');
     runtime.server.on('secureConnection', (socket: tls.TLSSocket) => this.onSecure(socket, runtime, listenerId));
     runtime.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       // OpenSSL's reason only (protocol version, no shared cipher, certificate required...): never material.

@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { certificateChainPem, tlsProtocolOptions, type ListenerTls, type TlsCertificate } from '../../../common/amphora-config/index.ts';
-import { listenerTicketKeys } from './ticket-keys.ts';
+import { listenerTicketKeys, renewTicketsOnResumption } from './ticket-keys.ts';
 
 /** ALPN ids a listener can serve: h2 only where an HTTP/2 front end exists (not on PROMETHEUS listeners). */
 const HTTP1_ALPN = new Set(['http/1.1', 'http/1.0']);
@@ -65,6 +65,8 @@ export class ListenerTlsRuntime {
   readonly clientAuthentication: ListenerTls['clientAuthentication'];
   /** ALPN ids actually advertised (in the listed order, h2 only with `http2`); empty = no ALPN extension. */
   readonly alpn: string[];
+  /** Resumed sessions get a new ticket (false on a Node without the hook: Node's default, no renewal). */
+  readonly renewsTickets: boolean;
 
   constructor(listenerId: string, t: ListenerTls, handshakeTimeoutMs: number, http2: boolean) {
     this.fingerprint = tlsFingerprint(t);
@@ -86,7 +88,13 @@ export class ListenerTlsRuntime {
     const fallback = all[0];
     // null: the default certificate, whose context is the server's own.
     const sni = new SniTable<tls.SecureContext | null>();
-    all.forEach((cert, i) => sni.add(certificateNames(cert.certificate), i === 0 ? null : tls.createSecureContext(material(cert))));
+    const sniContexts: tls.SecureContext[] = [];
+    all.forEach((cert, i) => {
+      const context = i === 0 ? null : tls.createSecureContext(material(cert));
+      if (context) sniContexts.push(context);
+      sni.add(certificateNames(cert.certificate), context);
+    });
+    const ticketKeys = listenerTicketKeys(listenerId, this.fingerprint);
     const requestCert = t.clientAuthentication !== 'NONE';
     this.server = tls.createServer({
       ...material(fallback),
@@ -95,9 +103,13 @@ export class ListenerTlsRuntime {
       rejectUnauthorized: t.clientAuthentication === 'MANDATORY',
       ALPNProtocols: this.alpn.length > 0 ? this.alpn : undefined,
       handshakeTimeout: handshakeTimeoutMs > 0 ? handshakeTimeoutMs : undefined,
-      ticketKeys: listenerTicketKeys(listenerId, this.fingerprint),
-      // A falsy context makes Node keep the server's own (the default certificate).
-      SNICallback: (servername, cb) => cb(null, sni.lookup(servername) ?? undefined),
+      ticketKeys,
+      // A falsy context makes Node keep the server's own (the default certificate). Without SNI
+      // certificates there is nothing to choose: no callback, which spares every handshake a pause
+      // into JavaScript.
+      SNICallback: sniContexts.length > 0 ? (servername, cb) => cb(null, sni.lookup(servername) ?? undefined) : undefined,
     });
+    const serverContext = (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
+    this.renewsTickets = serverContext !== undefined && [serverContext, ...sniContexts].every((c) => renewTicketsOnResumption(c, ticketKeys));
   }
 }

@@ -85,6 +85,19 @@ export function skewMs(priority: number, intervalMs: number): number {
   return ((256 - priority) * intervalMs) / 256 / 4;
 }
 
+/**
+ * How long a MASTER that resigns because it stops or its process died (not because it is unhealthy)
+ * keeps the VIPs after sending the resignation: half an advert interval, at most 100 ms. Its data plane
+ * still serves, so the clients keep getting answers while the peer takes the VIPs and announces them
+ * (a few milliseconds unloaded, tens loaded); the two hold them at the same time for this long at
+ * most, well under the one interval the split-brain rule allows. The cap: a takeover after a
+ * resignation takes far less than 100 ms even on a loaded machine, and a longer overlap at 1 s
+ * intervals would buy nothing.
+ */
+export function resignGraceMs(intervalMs: number): number {
+  return Math.min(intervalMs / 2, 100);
+}
+
 export function masterDownMs(opts: { priority: number; deadIntervals: number }, masterIntervalMs: number): number {
   return opts.deadIntervals * masterIntervalMs + skewMs(opts.priority, masterIntervalMs);
 }
@@ -139,7 +152,10 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.scheduleTick();
   }
 
-  /** Leaves MASTER (removing the VIPs and resigning, so the peer takes over at once) and stops. */
+  /**
+   * Leaves MASTER and stops: resigns (so the peer takes over at once), keeps the VIPs for
+   * resignGraceMs while the peer takes them, then removes them.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -147,8 +163,9 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.masterDownTimer?.cancel();
     const wasMaster = this.current === 'MASTER';
     this.setState('INIT', 'stopping');
-    if (wasMaster) this.releaseThenResign();
+    // Before resigning: the guardian must not resign a second time if this process dies meanwhile.
     this.actions.heartbeat({ master: false, resign: null });
+    if (wasMaster) this.resignThenRelease();
     await this.vipChain;
   }
 
@@ -313,13 +330,26 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.enqueue('release', () => this.actions.release());
   }
 
-  /** Removes the VIPs, then tells the peers (priority 0), so that they never hold them at the same time as this node. */
+  /**
+   * Unhealthy: removes the VIPs, then tells the peers (priority 0), so that they never hold them at
+   * the same time as this node (its data plane may not serve; traffic must not come here any more).
+   */
   private releaseThenResign(): void {
     this.holding = false;
     this.enqueue('release', async () => {
       await this.actions.release();
       // Numbered when sent: adverts sent meanwhile (a hello) must not make it look like a replay.
       this.actions.send({ priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
+    });
+  }
+
+  /** Healthy but leaving: tells the peers first, lets this data plane serve during the takeover, then removes the VIPs. */
+  private resignThenRelease(): void {
+    this.enqueue('release', async () => {
+      this.actions.send({ priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, resignGraceMs(this.opts.advertIntervalMs)));
+      this.holding = false;
+      await this.actions.release();
     });
   }
 

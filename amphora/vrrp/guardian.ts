@@ -1,28 +1,30 @@
-// The guardian: a tiny bash process beside the election that removes the VIPs when the election
+// The guardian: a tiny bash process beside the election that hands the VIPs over when the election
 // process dies or stalls, so that a dead election never leaves a VIP answering ARP (keepalived's
 // split brain when it is SIGKILLed). It reads one line per advert interval on its stdin: "M <resign
-// advert, base64>" while MASTER, "B" otherwise. At end of input (the election died, even by SIGKILL:
-// the kernel closes the pipe) or, while MASTER, when no line came for `timeoutMs` (the election hangs), it removes
-// the VIPs and, if it last heard "M", sends the resignation prepared by the election (signed, with a
-// sequence number reserved for it) to the peers, so that they take over at once instead of after the
-// master-down interval. It ignores SIGINT/SIGTERM/SIGHUP (it leaves when its input ends) and runs in a
-// process group of its own.
+// advert, base64>" while MASTER, "B" otherwise. At end of input (the election died, even by
+// SIGKILL: the kernel closes the pipe) or, while MASTER, when no line came for `timeoutMs` (the
+// election hangs), it acts: if it last heard "M", it first sends the resignation prepared by the
+// election (signed, with a sequence number reserved for it) to the peers, so that they take over at
+// once instead of after the master-down interval, and keeps the VIPs for `graceMs` while they do (its
+// data plane still serves); then it removes the VIPs. It ignores SIGINT/SIGTERM/SIGHUP (it leaves when
+// its input ends) and runs in a process group of its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 
 const SCRIPT = `
 trap '' INT TERM HUP
-dev=$1; port=$2; timeout=$3; shift 3
+dev=$1; port=$2; timeout=$3; grace=$4; shift 4
 vips=(); while [ "$1" != -- ]; do vips+=("$1"); shift; done; shift
 resign=
 echo ready
 while if [ -n "$resign" ]; then IFS= read -r -t "$timeout" line; else IFS= read -r line; fi; do
   case $line in "M "*) resign=\${line#M } ;; *) resign= ;; esac
 done
-for v in "\${vips[@]}"; do ip addr del "$v" dev "$dev" 2>/dev/null; done
 if [ -n "$resign" ]; then
   for p in "$@"; do printf '%s' "$resign" | base64 -d > "/dev/udp/$p/$port"; done
+  sleep "$grace"
 fi
+for v in "\${vips[@]}"; do ip addr del "$v" dev "$dev" 2>/dev/null; done
 `;
 
 export interface GuardianOptions {
@@ -33,6 +35,8 @@ export interface GuardianOptions {
   port: number;
   /** Silence after which it acts as if the election had died. */
   timeoutMs: number;
+  /** How long it keeps the VIPs after resigning (resignGraceMs). */
+  graceMs: number;
 }
 
 export class Guardian {
@@ -54,7 +58,8 @@ export class Guardian {
   async start(): Promise<void> {
     this.stopping = false;
     const timeout = (this.opts.timeoutMs / 1000).toFixed(3);
-    const args = ['-c', SCRIPT, 'vrrp-guardian', this.opts.device, String(this.opts.port), timeout, ...this.opts.vips, '--', ...this.opts.peers];
+    const grace = (this.opts.graceMs / 1000).toFixed(3);
+    const args = ['-c', SCRIPT, 'vrrp-guardian', this.opts.device, String(this.opts.port), timeout, grace, ...this.opts.vips, '--', ...this.opts.peers];
     const child = spawn('bash', args, { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     this.child = child;
     child.stdin!.on('error', () => {}); // EPIPE after it exited: reported by 'exit' below
@@ -71,7 +76,7 @@ export class Guardian {
       this.log.error({ code, signal }, 'vrrp: the guardian exited');
       this.onLost(why);
     });
-    this.log.info({ pid: child.pid, timeoutMs: this.opts.timeoutMs }, 'vrrp: guardian started');
+    this.log.info({ pid: child.pid, timeoutMs: this.opts.timeoutMs, graceMs: this.opts.graceMs }, 'vrrp: guardian started');
   }
 
   beat(resign: Buffer | null): void {

@@ -7,7 +7,7 @@ import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import { createLogger } from '../../common/logging.ts';
 import { VrrpConfigSchema, type VrrpConfig, type VrrpConfigInput } from './config.ts';
-import { Election, masterDownMs, realClock, type HealthResult, type StateChange, type VrrpState } from './election.ts';
+import { Election, masterDownMs, realClock, resignGraceMs, type HealthResult, type StateChange, type VrrpState } from './election.ts';
 import { Guardian } from './guardian.ts';
 import { interfaceHealth } from './health.ts';
 import { authKeyBytes, newEpoch, type RejectReason } from './packet.ts';
@@ -166,6 +166,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
         port: config.port,
         // Below the peer's master-down interval: a hung election loses the VIPs before the peer takes them.
         timeoutMs: (config.deadIntervals - 0.5) * config.advertIntervalMs,
+        graceMs: resignGraceMs(config.advertIntervalMs),
       },
       log,
       (why) => {

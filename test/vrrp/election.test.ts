@@ -2,7 +2,7 @@
 // rules, preemption, FAULT, and the resignation reserved for the guardian.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Election, masterDownMs, skewMs, type Clock, type ElectionActions, type HealthResult, type OutgoingAdvert, type TimerHandle } from '../../amphora/vrrp/election.ts';
+import { Election, masterDownMs, resignGraceMs, skewMs, type Clock, type ElectionActions, type HealthResult, type OutgoingAdvert, type TimerHandle } from '../../amphora/vrrp/election.ts';
 import type { Advert } from '../../amphora/vrrp/packet.ts';
 
 class FakeClock implements Clock {
@@ -287,12 +287,68 @@ describe('vrrp election: own health', () => {
     expect(e.state).toBe('FAULT');
   });
 
-  it('stop() as MASTER removes the VIPs and resigns', async () => {
+});
+
+describe('vrrp election: stopping while MASTER', () => {
+  it('resigns first, keeps the VIPs for the grace (more than 0, less than one interval), then removes them', async () => {
     const s = await setup({ priority: 100 });
     await toMaster(s);
-    await s.election.stop();
-    expect(s.actions.log.slice(-2)).toEqual(['release', 'resign']);
+    let releasedAt = -1;
+    s.actions.release = async () => {
+      releasedAt = s.clock.now();
+      s.actions.log.push('release');
+    };
+    const stopping = s.election.stop();
+    await s.clock.advance(0);
+    expect(s.actions.log.at(-1)).toBe('resign');
+    expect(s.actions.log).not.toContain('release');
+    const resignedAt = s.actions.sent.at(-1)!.at;
+    expect(s.election.holdsVip).toBe(true); // the data plane here still serves during the takeover
+    await s.clock.advance(resignGraceMs(INTERVAL) - 1);
+    expect(s.actions.log).not.toContain('release');
+    await s.clock.advance(1);
+    await stopping;
+    expect(s.actions.log.slice(-2)).toEqual(['resign', 'release']);
+    expect(releasedAt - resignedAt).toBe(resignGraceMs(INTERVAL));
+    expect(releasedAt - resignedAt).toBeGreaterThan(0);
+    expect(releasedAt - resignedAt).toBeLessThan(INTERVAL);
+    expect(s.election.holdsVip).toBe(false);
     expect(s.election.state).toBe('INIT');
+  });
+
+  it('tells the guardian it is no longer MASTER before resigning (so that it does not resign again)', async () => {
+    const s = await setup({ priority: 100 });
+    await toMaster(s);
+    const order: string[] = [];
+    const send = s.actions.send;
+    s.actions.send = (a) => {
+      order.push(a.priority === 0 ? 'resign' : 'advert');
+      send(a);
+    };
+    s.actions.heartbeat = (b) => void order.push(b.master ? 'beat M' : 'beat B');
+    const stopping = s.election.stop();
+    await s.clock.advance(0);
+    await s.clock.advance(INTERVAL);
+    await stopping;
+    expect(order).toEqual(['beat B', 'resign']);
+  });
+
+  it('the grace is half an interval, at most 100 ms: always above 0 and below one interval', () => {
+    expect(resignGraceMs(50)).toBe(25);
+    expect(resignGraceMs(100)).toBe(50);
+    expect(resignGraceMs(1000)).toBe(100);
+    for (const i of [10, 50, 100, 200, 1000, 60_000]) {
+      expect(resignGraceMs(i)).toBeGreaterThan(0);
+      expect(resignGraceMs(i)).toBeLessThan(i);
+    }
+  });
+
+  it('a BACKUP stops without resigning or touching the VIPs', async () => {
+    const s = await setup({ priority: 90 });
+    s.election.onAdvert(advert(100));
+    await s.election.stop();
+    expect(s.actions.log).not.toContain('resign');
+    expect(s.actions.log).not.toContain('release');
   });
 });
 

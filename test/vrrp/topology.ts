@@ -428,3 +428,67 @@ export function electionEvents(p: Proc): string {
     .map((j) => `${new Date(j.time).toISOString().slice(17, 23)} ${j.localAddress ?? ''} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? ` ${JSON.stringify(j.err)}` : ''}`)
     .join('\n');
 }
+
+// --- VIP events, timestamped by the kernel's notification (ip -ts monitor)
+
+export interface VipEvent {
+  node: 'a' | 'b';
+  /** ms since 1970, as `ip -ts` stamped the notification. */
+  at: number;
+  added: boolean;
+}
+
+export interface VipMonitor {
+  events: VipEvent[];
+  /** Longest time both held the VIP, from the events (holders at the start given); null if they never did. */
+  longestOverlapMs(initial: ('a' | 'b')[], until?: number): number | null;
+  stop(): Promise<void>;
+}
+
+/** Follows the VIP's additions and removals in both nodes (`ip -n NS -ts -o monitor address`). */
+export async function monitorVip(t: Topology): Promise<VipMonitor> {
+  const events: VipEvent[] = [];
+  const procs = t.nodes.map((n) => {
+    const child = spawn('ip', ['-n', n.ns, '-ts', '-o', 'monitor', 'address', 'dev', 'eth0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let rest = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString()).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        // [2026-12-06T13:33:01.123456] Deleted 2: eth0    inet 10.221.1.100/32 scope global eth0 ...
+        const m = /^\[([0-9T:.-]+)\]\s+(Deleted\s+)?\d+:\s+eth0\s+inet\s+(\S+)\//.exec(line);
+        if (m && m[3] === t.vip) events.push({ node: n.name, at: Date.parse(m[1].slice(0, 23)), added: !m[2] });
+      }
+    });
+    return child;
+  });
+  await new Promise((r) => setTimeout(r, 100)); // subscribed
+  return {
+    events,
+    longestOverlapMs(initial, until = Date.now()) {
+      const held = new Set(initial);
+      let since = held.size > 1 ? -Infinity : null;
+      let longest: number | null = null;
+      for (const e of [...events].sort((x, y) => x.at - y.at)) {
+        if (e.added) held.add(e.node);
+        else held.delete(e.node);
+        if (held.size > 1 && since === null) since = e.at;
+        if (held.size < 2 && since !== null) {
+          longest = Math.max(longest ?? 0, e.at - since);
+          since = null;
+        }
+      }
+      if (since !== null) longest = Math.max(longest ?? 0, until - since);
+      return longest;
+    },
+    async stop() {
+      for (const p of procs) {
+        if (p.exitCode === null) {
+          const exited = new Promise((r) => p.once('exit', r));
+          p.kill();
+          await exited;
+        }
+      }
+    },
+  };
+}

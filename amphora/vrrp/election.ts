@@ -79,7 +79,9 @@ export interface ElectionOptions {
 /**
  * Skew added to the master-down interval: VRRPv3's (256 − priority)/256 × interval, divided by 4.
  * It only orders several BACKUPs (the highest priority takes over first) and two nodes that start
- * at once; a quarter of VRRPv3's keeps that order while a dead MASTER is replaced sooner.
+ * at once; a quarter of VRRPv3's keeps that order while a dead MASTER is replaced sooner. With a
+ * single peer, once that peer was heard as MASTER there is nobody left to order: its silence is
+ * timed without the skew (see onAdvert).
  */
 export function skewMs(priority: number, intervalMs: number): number {
   return ((256 - priority) * intervalMs) / 256 / 4;
@@ -194,7 +196,8 @@ export class Election extends EventEmitter<ElectionEvents> {
           this.armMasterDown(wait, `peer ${advert.sender} resigned`);
         } else if (!this.opts.preempt || advert.priority >= this.opts.priority) {
           this.masterIntervalMs = advert.advertIntervalMs;
-          this.armMasterDown(masterDownMs(this.opts, this.masterIntervalMs), `no advert from MASTER ${advert.sender}`);
+          const down = this.opts.peerCount > 1 ? masterDownMs(this.opts, this.masterIntervalMs) : this.opts.deadIntervals * this.masterIntervalMs;
+          this.armMasterDown(down, `no advert from MASTER ${advert.sender}`);
         }
         // else: preempting a lower-priority MASTER: let the master-down timer run out.
         return;

@@ -107,7 +107,7 @@ describe('vrrp election: takeover', () => {
     expect(s.changes).toEqual(['INIT->BACKUP', 'BACKUP->MASTER']);
   });
 
-  it('stays BACKUP while adverts arrive, and takes over one master-down interval after the last one', async () => {
+  it('stays BACKUP while adverts arrive; its only peer, the MASTER, silent: takes over 3 intervals after the last advert, without the skew', async () => {
     const s = await setup({ priority: 90 });
     for (let i = 0; i < 20; i++) {
       s.election.onAdvert(advert(100));
@@ -115,11 +115,20 @@ describe('vrrp election: takeover', () => {
     }
     expect(s.election.state).toBe('BACKUP');
     const last = s.clock.now() - INTERVAL;
-    await s.clock.advance(3 * INTERVAL);
+    await s.clock.advance(2 * INTERVAL - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(1);
     expect(s.election.state).toBe('MASTER');
-    const change = s.actions.sent.find((a) => a.state === 'MASTER')!.at - last;
-    expect(change).toBeGreaterThanOrEqual(3 * INTERVAL);
-    expect(change).toBeLessThanOrEqual(3 * INTERVAL + skewMs(90, INTERVAL) + 1);
+    expect(s.actions.sent.find((a) => a.state === 'MASTER')!.at - last).toBe(3 * INTERVAL);
+  });
+
+  it('with several peers, a silent MASTER is replaced after 3 intervals plus the skew (the highest-priority BACKUP first)', async () => {
+    const s = await setup({ priority: 90, peerCount: 2 });
+    s.election.onAdvert(advert(100));
+    await s.clock.advance(3 * INTERVAL + skewMs(90, INTERVAL) - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(2);
+    expect(s.election.state).toBe('MASTER');
   });
 
   it("uses the MASTER's advertised interval for the master-down interval", async () => {

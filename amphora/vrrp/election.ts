@@ -121,7 +121,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   private holding = false;
 
   constructor(
-    private readonly opts: ElectionOptions,
+    private opts: ElectionOptions,
     private readonly actions: ElectionActions,
     private readonly clock: Clock,
     private readonly log: Logger,
@@ -169,6 +169,25 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.actions.heartbeat({ master: false, resign: null });
     if (wasMaster) this.resignThenRelease();
     await this.vipChain;
+  }
+
+  /**
+   * Adopts new settings in the current state: a MASTER keeps the VIPs (and tells its peers the new
+   * priority and interval at once), a BACKUP keeps waiting for its MASTER (whose next advert re-arms
+   * the master-down timer with the new rules) and says hello, so that a new peer that is MASTER
+   * answers at once. The local address cannot change here.
+   */
+  reconfigure(changes: Omit<ElectionOptions, 'localAddress'>): void {
+    const intervalChanged = changes.advertIntervalMs !== this.opts.advertIntervalMs;
+    this.opts = { ...this.opts, ...changes };
+    this.log.info({ priority: this.opts.priority, advertIntervalMs: this.opts.advertIntervalMs, preempt: this.opts.preempt, peerCount: this.opts.peerCount }, 'vrrp election reconfigured');
+    if (this.stopped) return;
+    if (intervalChanged) {
+      this.tickTimer?.cancel();
+      this.scheduleTick();
+    }
+    if (this.current === 'MASTER') this.sendAdvert();
+    else if (this.current === 'BACKUP') this.sendHello();
   }
 
   /**

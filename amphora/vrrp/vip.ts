@@ -11,6 +11,8 @@ export interface VipOperations {
   /** Announces the VIPs again (gratuitous ARP / unsolicited neighbour advert). */
   announce(): Promise<void>;
   release(): Promise<void>;
+  /** The kernel's ARP retry time on the interface (see IpVips.prepare). */
+  setArpRetry(ms: number): Promise<void>;
   close(): void;
 }
 
@@ -86,10 +88,14 @@ export class IpVips implements VipOperations {
    * next retry.
    */
   async prepare(arpRetryMs: number): Promise<void> {
-    await writeFile(`/proc/sys/net/ipv4/neigh/${this.device}/retrans_time_ms`, String(Math.round(arpRetryMs)));
+    await this.setArpRetry(arpRetryMs);
     await writeFile(`/proc/sys/net/ipv4/conf/${this.device}/arp_notify`, '1');
     if (this.vips.some(isIPv6)) await writeFile(`/proc/sys/net/ipv6/conf/${this.device}/ndisc_notify`, '1');
     await this.release();
+  }
+
+  async setArpRetry(ms: number): Promise<void> {
+    await writeFile(`/proc/sys/net/ipv4/neigh/${this.device}/retrans_time_ms`, String(Math.round(ms)));
   }
 
   async acquire(): Promise<void> {

@@ -361,6 +361,40 @@ describe('vrrp election: stopping while MASTER', () => {
   });
 });
 
+describe('vrrp election: reconfigure', () => {
+  const settings = { priority: 100, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3, peerCount: 1 };
+
+  it('a MASTER keeps the VIPs, tells its peers the new priority at once and adverts at the new interval', async () => {
+    const s = await setup({ priority: 100 });
+    await toMaster(s);
+    const before = s.actions.sent.length;
+    s.election.reconfigure({ ...settings, priority: 120, advertIntervalMs: 2 * INTERVAL });
+    expect(s.election.state).toBe('MASTER');
+    expect(s.actions.sent.length).toBe(before + 1);
+    expect(s.actions.sent.at(-1)).toMatchObject({ priority: 120, state: 'MASTER', advertIntervalMs: 2 * INTERVAL });
+    await s.clock.advance(10 * INTERVAL);
+    expect(s.actions.sent.length).toBe(before + 1 + 5);
+    expect(s.actions.log).not.toContain('release');
+    expect(s.actions.log).not.toContain('resign');
+    expect(s.election.holdsVip).toBe(true);
+    expect(s.actions.beats.at(-1)!.resign).toMatchObject({ priority: 0, advertIntervalMs: 2 * INTERVAL });
+  });
+
+  it('a BACKUP stays BACKUP, says hello (a new peer that is MASTER answers) and follows its MASTER with the new rules', async () => {
+    const s = await setup({ priority: 90 });
+    s.election.onAdvert(advert(100));
+    s.election.reconfigure({ ...settings, priority: 110, preempt: true });
+    expect(s.election.state).toBe('BACKUP');
+    expect(s.actions.sent.at(-1)).toMatchObject({ state: 'BACKUP', priority: 110 });
+    // preempt on, own priority above the MASTER's now: its adverts no longer hold this node back.
+    for (let i = 0; i < 5; i++) {
+      s.election.onAdvert(advert(100));
+      await s.clock.advance(INTERVAL);
+    }
+    expect(s.election.state).toBe('MASTER');
+  });
+});
+
 describe('vrrp election: sequence numbers', () => {
   it('increase in the order the adverts are sent, the resignation after a slow release included', async () => {
     const s = await setup({ priority: 100 });

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ip } from '../../driver/network/local/ip.ts';
-import { Guardian, type GuardianOptions } from '../../amphora/vrrp/guardian.ts';
+import { Guardian, GuardianSlot, type GuardianOptions } from '../../amphora/vrrp/guardian.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
 
 const quiet = pino({ level: 'silent' });
@@ -115,6 +115,47 @@ describe.skipIf(!IS_ROOT)('vrrp guardian (root)', () => {
     expect(removals[0] - received[0].at).toBeGreaterThanOrEqual(45);
     expect(removals[0] - received[0].at).toBeLessThan(150);
     expect(await holds()).toBe(false);
+  });
+
+  it('retired (another guardian took over) while MASTER: exits without resigning or touching the VIP', async () => {
+    const g = await start();
+    g.beat(Buffer.from('resign'));
+    const pid = g.pid;
+    await g.retire();
+    expect(g.pid).toBeUndefined();
+    expect(() => process.kill(pid!, 0)).toThrow();
+    await sleep(150);
+    expect(received).toHaveLength(0);
+    expect(removals).toHaveLength(0);
+    expect(await holds()).toBe(true);
+  });
+
+  it('a swap (new peers): the new guardian is ready and knows the last beat before the old one leaves, untouched VIP, no resignation', async () => {
+    const lost: string[] = [];
+    const slot = new GuardianSlot(quiet, (why) => lost.push(why));
+    const opts = (peer: string): GuardianOptions => ({ device, vips: [`${vip}/32`], peers: [peer], port, timeoutMs: 10_000, graceMs: 50 });
+    try {
+      await slot.start(opts('127.0.0.2')); // the old peer: its resignations would not reach the socket on 127.0.0.1
+      slot.beat(Buffer.from('resign'));
+      const old = slot.current!;
+      await slot.swap(opts('127.0.0.1'));
+      const next = slot.current!;
+      expect(next).not.toBe(old);
+      expect(old.pid).toBeUndefined();
+      expect(old.exitedAt).toBeGreaterThan(0);
+      expect(next.readyAt).toBeGreaterThan(0);
+      expect(next.readyAt).toBeLessThanOrEqual(old.exitedAt); // never a moment without a guardian
+      await sleep(100);
+      expect(removals).toHaveLength(0);
+      expect(await holds()).toBe(true);
+      // The new one guards a MASTER: the election dies, it resigns to the new peer and removes the VIP.
+      die(next);
+      await until(() => received.length > 0 && removals.length > 0, 5000);
+      expect(received.map((r) => r.bytes.toString())).toEqual(['resign']);
+      expect(lost).toEqual([]);
+    } finally {
+      await slot.stop();
+    }
   });
 
   it('the election stops it: no resignation; its input ends', async () => {

@@ -13,6 +13,7 @@ import {
   arpAnswers,
   createTopology,
   electionEvents,
+  guardiansFor,
   macOf,
   monitorVip,
   serviceGap,
@@ -22,6 +23,7 @@ import {
   startProber,
   startService,
   vipHolders,
+  writeArgonautConfig,
   type Fault,
   type Proc,
   type Topology,
@@ -162,6 +164,39 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
     await setInterface(t.nodes[0], true);
     await pair.a.waitFor(/"from":"FAULT","to":"BACKUP"/, 5000);
     await sleep(5 * INTERVAL);
+    expect(await vipHolders(t)).toEqual(['b']);
+    expect(await arpAnswers(t, 2)).toEqual([macs.b]);
+  });
+
+  it('reconfigured with a new peer (the failed one replaced): the MASTER keeps the VIP throughout, its guardian is replaced; the new peer joins as BACKUP and takes over when the MASTER is killed', async () => {
+    const [na, nb] = t.nodes;
+    const ghost = na.address.replace(/\.1$/, '.3'); // the failed amphora: nobody there
+    const a = await startArgonaut(t, na, { advertIntervalMs: INTERVAL, peers: [ghost] });
+    elections.push(a);
+    await a.waitFor(/"to":"MASTER"/, 10_000);
+    const before = await guardiansFor([ghost, nb.address]);
+    expect(before.map((g) => g.peer)).toEqual([ghost]);
+    const monitor = await monitorVip(t);
+    await writeArgonautConfig(t, na, { advertIntervalMs: INTERVAL, peers: [nb.address] });
+    const done = a.waitFor(/vrrp reconfigured in place/, 10_000);
+    a.child.kill('SIGHUP');
+    await done;
+    const after = await guardiansFor([ghost, nb.address]);
+    expect(after.map((g) => g.peer)).toEqual([nb.address]);
+    expect(after[0].pid).not.toBe(before[0].pid);
+
+    const b = await startArgonaut(t, nb, { advertIntervalMs: INTERVAL });
+    elections.push(b);
+    await sleep(5 * INTERVAL);
+    expect(b.output()).not.toMatch(/"to":"MASTER"/);
+    expect(a.output()).not.toMatch(/"from":"MASTER"/);
+    expect(await vipHolders(t)).toEqual(['a']);
+    expect(monitor.events.filter((e) => e.node === 'a')).toEqual([]); // never removed (nor added again)
+    await monitor.stop();
+
+    await a.kill('SIGKILL');
+    await b.waitFor(/"to":"MASTER","reason":"peer [0-9.]+ resigned"/, 5000);
+    for (let i = 0; i < 50 && (await vipHolders(t)).join() !== 'b'; i++) await sleep(20);
     expect(await vipHolders(t)).toEqual(['b']);
     expect(await arpAnswers(t, 2)).toEqual([macs.b]);
   });

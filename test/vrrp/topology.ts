@@ -3,7 +3,7 @@
 // keepalived — and a paced prober in the client), and the faults injected. Shared by the namespace
 // tests (test/vrrp/) and the failover benchmark (bench/failover/). Root only.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -204,19 +204,21 @@ export interface ArgonautSettings {
   advertIntervalMs: number;
   authKey?: string;
   preempt?: boolean;
+  /** Default: the other node. */
+  peers?: string[];
 }
 
 export const PRIORITIES = { a: 100, b: 90 } as const;
 
-/** Writes the election config of a node and starts bin/argonaut-vrrp.ts in its namespace (checking the service). */
-export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings): Promise<Proc> {
+/** Writes the election config file of a node (read again by a running election on SIGHUP). */
+export async function writeArgonautConfig(t: Topology, node: Node, s: ArgonautSettings): Promise<string> {
   const peer = t.nodes.find((n) => n !== node)!;
   const file = path.join(t.dir, `vrrp-${node.name}.json`);
   const config = {
     interface: 'eth0',
     vips: [t.vip],
     localAddress: node.address,
-    peers: [peer.address],
+    peers: s.peers ?? [peer.address],
     port: VRRP_PORT,
     priority: PRIORITIES[node.name],
     advertIntervalMs: s.advertIntervalMs,
@@ -224,6 +226,12 @@ export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings
     authKey: s.authKey ?? 'argonaut-test-key-0123456789',
   };
   await writeFile(file, JSON.stringify(config));
+  return file;
+}
+
+/** Writes the election config of a node and starts bin/argonaut-vrrp.ts in its namespace (checking the service). */
+export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings): Promise<Proc> {
+  const file = await writeArgonautConfig(t, node, s);
   const p = spawnIn(node.ns, process.execPath, [
     '--import',
     'tsx',
@@ -491,4 +499,22 @@ export async function monitorVip(t: Topology): Promise<VipMonitor> {
       }
     },
   };
+}
+
+/** The guardian processes (bash "vrrp-guardian") whose last peer is one of `peers`, from /proc. */
+export async function guardiansFor(peers: string[]): Promise<{ pid: number; peer: string }[]> {
+  const found: { pid: number; peer: string }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (args[3] !== 'vrrp-guardian') continue;
+    const peer = args.at(-1)!;
+    if (peers.includes(peer)) found.push({ pid: Number(entry), peer });
+  }
+  return found;
 }

@@ -37,7 +37,7 @@ export interface ElectionHandle {
   on(event: 'state', listener: (change: { from: string; to: string; reason: string }) => void): unknown;
   /** Own health failed now: FAULT at once, the VIP released. */
   fail(reason: string): void;
-  /** Releases the VIP (telling the peer) and closes everything. */
+  /** Hands the VIP to the peer (resignation first, the VIP released after a short grace) and closes everything. */
   stop(): Promise<void>;
   /**
    * Adopts new settings without releasing the VIP (new peers, priority, preempt, advert interval);

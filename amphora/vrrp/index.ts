@@ -151,7 +151,7 @@ export class Vrrp extends EventEmitter<VrrpEvents> {
     return true;
   }
 
-  /** Releases the VIPs (resigning if MASTER so that the peer takes over at once) and closes everything. */
+  /** If MASTER: resigns (the peer takes over at once), keeps the VIPs for the grace, removes them. Then closes everything. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { createLogger } from '../common/logging.ts';
-import { startVrrp, tcpHealth, type HealthResult } from '../amphora/vrrp/index.ts';
+import { startVrrp, tcpHealth, type HealthResult, type Vrrp } from '../amphora/vrrp/index.ts';
 
 const HELP = `argonaut-vrrp: VRRP-style election of the amphora that holds the VIPs (run it inside the amphora's network namespace, as root)
 
@@ -23,7 +23,9 @@ Options:
                          every state change is one line with "from", "to" and "reason".
   -h, --help             Show this help.
 
-Signals: SIGTERM and SIGINT release the VIPs (resigning, so that a peer takes over at once) and exit 0.
+Signals: SIGTERM and SIGINT resign (a peer takes over at once), release the VIPs and exit 0. SIGHUP reads
+the config file again: new peers, priority, preempt, advertIntervalMs or deadIntervals are adopted in
+place (a MASTER keeps the VIPs); other changes restart the election (the VIPs move).
 Exit status: 0 after a clean stop, 1 on a runtime failure, 2 for bad arguments or an invalid config.
 `;
 
@@ -51,10 +53,13 @@ async function main(): Promise<number> {
   }
   const log = createLogger('argonaut-vrrp', values['log-level']);
   let document: unknown;
+  const readDocument = async (file: string) => {
+    const text = await readFile(file, 'utf8');
+    return /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  };
   try {
     if (!values.config) throw new Error('--config FILE is required');
-    const text = await readFile(values.config, 'utf8');
-    document = /\.ya?ml$/i.test(values.config) ? parseYaml(text) : JSON.parse(text);
+    document = await readDocument(values.config);
   } catch (err) {
     process.stderr.write(`argonaut-vrrp: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -74,20 +79,45 @@ async function main(): Promise<number> {
     }
     healthCheck = () => tcpHealth(host, Number(port), timeout ?? Math.max(20, Number((document as { advertIntervalMs?: number }).advertIntervalMs ?? 1000)));
   }
-  let vrrp;
+  const options = { log, healthCheck, guardian: !values['no-guardian'] };
+  let vrrp: Vrrp;
   try {
-    vrrp = await startVrrp(document as never, { log, healthCheck, guardian: !values['no-guardian'] });
+    vrrp = await startVrrp(document as never, options);
   } catch (err) {
     const e = err as Error & { issues?: unknown };
     log.error({ err: e.message, issues: e.issues }, 'cannot start the election');
     return e.issues ? 2 : 1;
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
+  const code = await new Promise<number>((resolve) => {
+    process.once('SIGTERM', () => resolve(0));
+    process.once('SIGINT', () => resolve(0));
+    // SIGHUP: the config file again; new peers, priority, preempt or interval are adopted in place
+    // (the VIPs stay), other changes restart the election. One reload at a time.
+    let reloads = Promise.resolve();
+    process.on('SIGHUP', () => {
+      reloads = reloads.then(async () => {
+        let next: unknown;
+        try {
+          next = await readDocument(values.config!);
+          if (await vrrp.reconfigure(next as never)) return;
+        } catch (err) {
+          const e = err as Error & { issues?: unknown };
+          log.error({ err: e.message, issues: e.issues }, 'cannot apply the config file again; the election goes on with the previous settings');
+          return;
+        }
+        log.info('the new settings need a restart of the election');
+        await vrrp.stop();
+        try {
+          vrrp = await startVrrp(next as never, options);
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'cannot restart the election');
+          resolve(1);
+        }
+      });
+    });
   });
   await vrrp.stop();
-  return 0;
+  return code;
 }
 
 main().then(

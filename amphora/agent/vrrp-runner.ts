@@ -1,6 +1,6 @@
 // Runs the ACTIVE_STANDBY election (amphora/vrrp) from the `vrrp` section of the running
 // configuration: starts it with the first configuration that has one, restarts it when a later
-// configuration changes its settings (or reconfigures it in place when the election offers that),
+// configuration changes its settings (or reconfigures it in place when the election can adopt them),
 // stops it when a configuration drops the section and when the agent stops (the VIP released, the
 // peer told). It feeds the election the data plane's health, reports its state for the heartbeats,
 // and shares the data plane's persistence entries with the peer (persistence-sync.ts).
@@ -37,10 +37,14 @@ export interface ElectionHandle {
   on(event: 'state', listener: (change: { from: string; to: string; reason: string }) => void): unknown;
   /** Own health failed now: FAULT at once, the VIP released. */
   fail(reason: string): void;
-  /** Releases the VIP (telling the peer) and closes everything. */
+  /** Hands the VIP to the peer (resignation first, the VIP released after a short grace) and closes everything. */
   stop(): Promise<void>;
-  /** Adopts new settings without releasing the VIP, when the election supports it. */
-  reconfigure?(settings: ElectionSettings): Promise<void>;
+  /**
+   * Adopts new settings without releasing the VIP (new peers, priority, preempt, advert interval);
+   * resolves false, changing nothing, when the change needs a restart (interface, VIPs, own address,
+   * key, router id).
+   */
+  reconfigure?(settings: ElectionSettings): Promise<boolean>;
 }
 
 export type StartElection = (settings: ElectionSettings, options: { log: Logger; healthCheck: () => ElectionHealth }) => Promise<ElectionHandle>;
@@ -132,11 +136,20 @@ export class VrrpRunner {
     }
     if (this.election && sameSettings(this.settings, settings)) return;
     if (this.election?.reconfigure) {
-      await this.election.reconfigure(settings);
-      this.settings = settings;
-      this.log.info(describe(settings), 'vrrp: election reconfigured');
-      this.onStateChange();
-      return;
+      // E.g. the health manager replaced the failed peer: the survivor keeps the VIP, the new
+      // amphora joins as BACKUP, and the VIP does not move a second time.
+      let adopted = false;
+      try {
+        adopted = await this.election.reconfigure(settings);
+      } catch (err) {
+        this.log.error({ err }, 'vrrp: reconfiguring the election failed; restarting it');
+      }
+      if (adopted) {
+        this.settings = settings;
+        this.log.info(describe(settings), 'vrrp: election reconfigured in place');
+        this.onStateChange();
+        return;
+      }
     }
     if (this.election?.status().holdsVip) {
       // Restarting releases the VIP, which the peer (maybe just booted) then takes: give it the

@@ -79,10 +79,25 @@ export interface ElectionOptions {
 /**
  * Skew added to the master-down interval: VRRPv3's (256 − priority)/256 × interval, divided by 4.
  * It only orders several BACKUPs (the highest priority takes over first) and two nodes that start
- * at once; a quarter of VRRPv3's keeps that order while a dead MASTER is replaced sooner.
+ * at once; a quarter of VRRPv3's keeps that order while a dead MASTER is replaced sooner. With a
+ * single peer, once that peer was heard as MASTER there is nobody left to order: its silence is
+ * timed without the skew (see onAdvert).
  */
 export function skewMs(priority: number, intervalMs: number): number {
   return ((256 - priority) * intervalMs) / 256 / 4;
+}
+
+/**
+ * How long a MASTER that resigns because it stops or its process died (not because it is unhealthy)
+ * keeps the VIPs after sending the resignation: half an advert interval, at most 100 ms. Its data plane
+ * still serves, so the clients keep getting answers while the peer takes the VIPs and announces them
+ * (a few milliseconds unloaded, tens loaded); the two hold them at the same time for this long at
+ * most, well under the one interval the split-brain rule allows. The cap: a takeover after a
+ * resignation takes far less than 100 ms even on a loaded machine, and a longer overlap at 1 s
+ * intervals would buy nothing.
+ */
+export function resignGraceMs(intervalMs: number): number {
+  return Math.min(intervalMs / 2, 100);
 }
 
 export function masterDownMs(opts: { priority: number; deadIntervals: number }, masterIntervalMs: number): number {
@@ -106,7 +121,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   private holding = false;
 
   constructor(
-    private readonly opts: ElectionOptions,
+    private opts: ElectionOptions,
     private readonly actions: ElectionActions,
     private readonly clock: Clock,
     private readonly log: Logger,
@@ -139,7 +154,10 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.scheduleTick();
   }
 
-  /** Leaves MASTER (removing the VIPs and resigning, so the peer takes over at once) and stops. */
+  /**
+   * Leaves MASTER and stops: resigns (so the peer takes over at once), keeps the VIPs for
+   * resignGraceMs while the peer takes them, then removes them.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -147,9 +165,29 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.masterDownTimer?.cancel();
     const wasMaster = this.current === 'MASTER';
     this.setState('INIT', 'stopping');
-    if (wasMaster) this.releaseThenResign();
+    // Before resigning: the guardian must not resign a second time if this process dies meanwhile.
     this.actions.heartbeat({ master: false, resign: null });
+    if (wasMaster) this.resignThenRelease();
     await this.vipChain;
+  }
+
+  /**
+   * Adopts new settings in the current state: a MASTER keeps the VIPs (and tells its peers the new
+   * priority and interval at once), a BACKUP keeps waiting for its MASTER (whose next advert re-arms
+   * the master-down timer with the new rules) and says hello, so that a new peer that is MASTER
+   * answers at once. The local address cannot change here.
+   */
+  reconfigure(changes: Omit<ElectionOptions, 'localAddress'>): void {
+    const intervalChanged = changes.advertIntervalMs !== this.opts.advertIntervalMs;
+    this.opts = { ...this.opts, ...changes };
+    this.log.info({ priority: this.opts.priority, advertIntervalMs: this.opts.advertIntervalMs, preempt: this.opts.preempt, peerCount: this.opts.peerCount }, 'vrrp election reconfigured');
+    if (this.stopped) return;
+    if (intervalChanged) {
+      this.tickTimer?.cancel();
+      this.scheduleTick();
+    }
+    if (this.current === 'MASTER') this.sendAdvert();
+    else if (this.current === 'BACKUP') this.sendHello();
   }
 
   /**
@@ -177,7 +215,8 @@ export class Election extends EventEmitter<ElectionEvents> {
           this.armMasterDown(wait, `peer ${advert.sender} resigned`);
         } else if (!this.opts.preempt || advert.priority >= this.opts.priority) {
           this.masterIntervalMs = advert.advertIntervalMs;
-          this.armMasterDown(masterDownMs(this.opts, this.masterIntervalMs), `no advert from MASTER ${advert.sender}`);
+          const down = this.opts.peerCount > 1 ? masterDownMs(this.opts, this.masterIntervalMs) : this.opts.deadIntervals * this.masterIntervalMs;
+          this.armMasterDown(down, `no advert from MASTER ${advert.sender}`);
         }
         // else: preempting a lower-priority MASTER: let the master-down timer run out.
         return;
@@ -313,13 +352,26 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.enqueue('release', () => this.actions.release());
   }
 
-  /** Removes the VIPs, then tells the peers (priority 0), so that they never hold them at the same time as this node. */
+  /**
+   * Unhealthy: removes the VIPs, then tells the peers (priority 0), so that they never hold them at
+   * the same time as this node (its data plane may not serve; traffic must not come here any more).
+   */
   private releaseThenResign(): void {
     this.holding = false;
     this.enqueue('release', async () => {
       await this.actions.release();
       // Numbered when sent: adverts sent meanwhile (a hello) must not make it look like a replay.
       this.actions.send({ priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
+    });
+  }
+
+  /** Healthy but leaving: tells the peers first, lets this data plane serve during the takeover, then removes the VIPs. */
+  private resignThenRelease(): void {
+    this.enqueue('release', async () => {
+      this.actions.send({ priority: 0, state: 'FAULT', advertIntervalMs: this.opts.advertIntervalMs, seq: this.nextSeq() });
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, resignGraceMs(this.opts.advertIntervalMs)));
+      this.holding = false;
+      await this.actions.release();
     });
   }
 

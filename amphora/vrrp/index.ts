@@ -7,8 +7,8 @@ import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import { createLogger } from '../../common/logging.ts';
 import { VrrpConfigSchema, type VrrpConfig, type VrrpConfigInput } from './config.ts';
-import { Election, masterDownMs, realClock, type HealthResult, type StateChange, type VrrpState } from './election.ts';
-import { Guardian } from './guardian.ts';
+import { Election, masterDownMs, realClock, resignGraceMs, type HealthResult, type StateChange, type VrrpState } from './election.ts';
+import { GuardianSlot, type GuardianOptions } from './guardian.ts';
 import { interfaceHealth } from './health.ts';
 import { authKeyBytes, newEpoch, type RejectReason } from './packet.ts';
 import { UdpTransport } from './transport.ts';
@@ -53,27 +53,49 @@ export interface VrrpEvents {
   state: [StateChange];
 }
 
+/** The settings a running election adopts in place (reconfigure); a change of any other needs a restart. */
+const IN_PLACE = ['peers', 'priority', 'preempt', 'advertIntervalMs', 'deadIntervals'] as const;
+
+function guardianOptions(config: VrrpConfig): GuardianOptions {
+  return {
+    device: config.interface,
+    vips: config.vips.map((v) => (isIPv6(v) ? `${v}/128` : `${v}/32`)),
+    peers: config.peers,
+    port: config.port,
+    // Below the peer's master-down interval: a hung election resigns before the peer takes over on its own.
+    timeoutMs: (config.deadIntervals - 0.5) * config.advertIntervalMs,
+    graceMs: resignGraceMs(config.advertIntervalMs),
+  };
+}
+
 export class Vrrp extends EventEmitter<VrrpEvents> {
   private lastChange: StateChange | null = null;
   private since = Date.now();
   private reannounceTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private settings: VrrpConfig;
 
   constructor(
-    readonly config: VrrpConfig,
+    config: VrrpConfig,
     private readonly election: Election,
     private readonly transport: UdpTransport,
     private readonly vips: VipOperations,
-    private readonly guardian: Guardian | null,
+    private readonly guardian: GuardianSlot | null,
     private readonly log: Logger,
     private readonly reannounceAfterMs: number,
   ) {
     super();
+    this.settings = config;
     election.on('state', (change) => {
       this.lastChange = change;
       this.since = change.at;
       this.emit('state', change);
     });
+  }
+
+  /** The settings in force (the last reconfigure's). */
+  get config(): VrrpConfig {
+    return this.settings;
   }
 
   get state(): VrrpState {
@@ -103,7 +125,33 @@ export class Vrrp extends EventEmitter<VrrpEvents> {
     this.election.fail(reason);
   }
 
-  /** Releases the VIPs (resigning if MASTER so that the peer takes over at once) and closes everything. */
+  /**
+   * Adopts new settings without leaving the current state: a MASTER keeps the VIPs throughout. In
+   * place: peers, priority, preempt, advertIntervalMs, deadIntervals (the guardian is replaced when
+   * the peers or the timing change). Resolves false, changing nothing, when another setting changed
+   * (interface, vips, localAddress, port, routerId, authKey): those need a restart (stop, startVrrp).
+   */
+  async reconfigure(input: VrrpConfigInput): Promise<boolean> {
+    if (this.stopped) throw new Error('vrrp: reconfigure after stop');
+    const next = VrrpConfigSchema.parse(input);
+    const cur = this.settings;
+    const same = (k: keyof VrrpConfig) => JSON.stringify(cur[k]) === JSON.stringify(next[k]);
+    const changed = (Object.keys(next) as (keyof VrrpConfig)[]).filter((k) => !same(k));
+    if (changed.some((k) => !(IN_PLACE as readonly string[]).includes(k))) {
+      this.log.info({ changed }, 'vrrp: these settings need a restart');
+      return false;
+    }
+    if (changed.length === 0) return true;
+    if (this.guardian && (!same('peers') || !same('advertIntervalMs') || !same('deadIntervals'))) await this.guardian.swap(guardianOptions(next));
+    this.transport.setPeers(next.peers, staleAfterMs(next));
+    if (!same('advertIntervalMs')) await this.vips.setArpRetry(arpRetryMs(next));
+    this.election.reconfigure(electionOptions(next));
+    this.settings = next;
+    this.log.info({ changed, peers: next.peers, priority: next.priority, advertIntervalMs: next.advertIntervalMs, preempt: next.preempt }, 'vrrp reconfigured in place');
+    return true;
+  }
+
+  /** If MASTER: resigns (the peer takes over at once), keeps the VIPs for the grace, removes them. Then closes everything. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -127,6 +175,16 @@ export class Vrrp extends EventEmitter<VrrpEvents> {
   }
 }
 
+const staleAfterMs = (c: VrrpConfig) => 10 * masterDownMs(c, c.advertIntervalMs);
+const arpRetryMs = (c: VrrpConfig) => Math.min(1000, c.advertIntervalMs);
+const electionOptions = (c: VrrpConfig) => ({
+  priority: c.priority,
+  advertIntervalMs: c.advertIntervalMs,
+  preempt: c.preempt,
+  deadIntervals: c.deadIntervals,
+  peerCount: c.peers.length,
+});
+
 /** Validates the config, prepares the interface, starts the guardian, binds the advert socket and starts the election (BACKUP or FAULT). */
 export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {}): Promise<Vrrp> {
   const config = VrrpConfigSchema.parse(input);
@@ -140,7 +198,7 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
     }
   }
   const vips = new IpVips(config.interface, config.vips, log);
-  await vips.prepare(Math.min(1000, config.advertIntervalMs));
+  await vips.prepare(arpRetryMs(config));
   const transport = new UdpTransport(
     {
       localAddress: config.localAddress,
@@ -149,37 +207,22 @@ export async function startVrrp(input: VrrpConfigInput, options: VrrpOptions = {
       routerId: config.routerId,
       key: authKeyBytes(config.authKey),
       epoch: newEpoch(),
-      staleAfterMs: 10 * masterDownMs(config, config.advertIntervalMs),
+      staleAfterMs: staleAfterMs(config),
     },
     log,
   );
 
   let election: Election | null = null;
   let vrrp: Vrrp | null = null;
-  let guardian: Guardian | null = null;
+  let guardian: GuardianSlot | null = null;
   if (options.guardian !== false) {
-    guardian = new Guardian(
-      {
-        device: config.interface,
-        vips: config.vips.map((v) => (isIPv6(v) ? `${v}/128` : `${v}/32`)),
-        peers: config.peers,
-        port: config.port,
-        // Below the peer's master-down interval: a hung election loses the VIPs before the peer takes them.
-        timeoutMs: (config.deadIntervals - 0.5) * config.advertIntervalMs,
-      },
-      log,
-      (why) => {
-        election?.fail(why);
-        // A new guardian; the health check keeps the election in FAULT until it runs.
-        void guardian!.start().catch((err: unknown) => log.error({ err }, 'vrrp: cannot restart the guardian'));
-      },
-    );
-    await guardian.start();
+    guardian = new GuardianSlot(log, (why) => election?.fail(why));
+    await guardian.start(guardianOptions(config));
   }
 
   const checkInterface = options.checkInterface !== false;
   election = new Election(
-    { localAddress: config.localAddress, priority: config.priority, advertIntervalMs: config.advertIntervalMs, preempt: config.preempt, deadIntervals: config.deadIntervals, peerCount: config.peers.length },
+    { localAddress: config.localAddress, ...electionOptions(config) },
     {
       send: (a) => transport.send(a),
       acquire: async () => {

@@ -160,7 +160,7 @@ export type RejectReason = 'malformed' | 'bad-mac' | 'unknown-peer' | 'sender-mi
 export class ReplayGuard {
   private readonly last = new Map<string, { epoch: bigint; seq: bigint; at: number }>();
 
-  constructor(private readonly staleAfterMs: number) {}
+  constructor(public staleAfterMs: number) {}
 
   accept(peer: string, epoch: bigint, seq: bigint, now: number): boolean {
     const prev = this.last.get(peer);

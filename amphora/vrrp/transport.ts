@@ -19,7 +19,7 @@ export interface TransportOptions {
 
 export class UdpTransport {
   private socket: Socket | null = null;
-  private readonly peers: Set<string>;
+  private peers: Set<string>;
   private readonly replay: ReplayGuard;
   readonly rejected: Record<RejectReason, number> = { malformed: 0, 'bad-mac': 0, 'unknown-peer': 0, 'sender-mismatch': 0, 'other-router': 0, replay: 0 };
   private lastSendError = '';
@@ -48,6 +48,12 @@ export class UdpTransport {
       });
     });
     this.socket = socket;
+  }
+
+  /** Adverts go to (and are accepted from) these peers from now on; replay state of known peers is kept. */
+  setPeers(peers: string[], staleAfterMs: number): void {
+    this.peers = new Set(peers.map(canonicalAddress));
+    this.replay.staleAfterMs = staleAfterMs;
   }
 
   /** The checks of a received datagram, in order; null (and a counted, logged reason) when rejected. */

@@ -132,7 +132,56 @@ class StandInElection implements ElectionHandle {
   }
 }
 
+/** Adopts new settings in place unless `adopt` says no (as amphora/vrrp's reconfigure does for a new key or interface). */
+class ReconfigurableElection extends StandInElection {
+  reconfigured: ElectionSettings[] = [];
+  constructor(
+    settings: ElectionSettings,
+    private readonly adopt: (s: ElectionSettings) => boolean,
+  ) {
+    super(settings);
+  }
+  async reconfigure(s: ElectionSettings): Promise<boolean> {
+    if (!this.adopt(s)) return false;
+    this.reconfigured.push(s);
+    return true;
+  }
+}
+
 describe('VrrpRunner', () => {
+  it('a new peer (the failed amphora replaced) is adopted in place: the election holding the VIP is not restarted; a new key restarts it', async () => {
+    const dp = await startDataPlane(r, config([], []));
+    const started: ReconfigurableElection[] = [];
+    const runner = new VrrpRunner({
+      dataPlane: dp,
+      log,
+      startElection: async (settings) => {
+        const e = new ReconfigurableElection(settings, (s) => s.authKey === settings.authKey);
+        started.push(e);
+        return e;
+      },
+      onChange: () => {},
+    });
+    r.add(() => runner.stop());
+    const section = { role: 'MASTER', priority: 100, address: '127.0.0.67', peers: ['127.0.0.68'], interface: 'lo', authKey: 'ef'.repeat(32), syncPort: await freePort() };
+    const withSection = (v: Record<string, unknown>) => parseAmphoraConfig({ ...config([], []), vrrp: { ...section, ...v } } as AmphoraConfigInput);
+    await runner.update(withSection({}));
+    started[0]!.take();
+    await runner.update(withSection({ peers: ['127.0.0.69'] }));
+    expect(started).toHaveLength(1);
+    expect(started[0]!.stopped).toBe(false);
+    expect(started[0]!.reconfigured.map((s) => s.peers)).toEqual([['127.0.0.69']]);
+    expect(runner.report()).toEqual({ state: 'MASTER', holdsVip: true });
+    // Unchanged settings: nothing to do.
+    await runner.update(withSection({ peers: ['127.0.0.69'] }));
+    expect(started[0]!.reconfigured).toHaveLength(1);
+    // Refused in place: stopped and started again with the new settings.
+    await runner.update(withSection({ peers: ['127.0.0.69'], authKey: 'cd'.repeat(32) }));
+    expect(started).toHaveLength(2);
+    expect(started[0]!.stopped).toBe(true);
+    expect(started[1]!.settings.authKey).toBe('cd'.repeat(32));
+  });
+
   it('shares SOURCE_IP entries: the BACKUP sends each client to the member the MASTER chose', async () => {
     const members = [await startHttpMember(r, 'one'), await startHttpMember(r, 'two')];
     const syncPort = await freePort();

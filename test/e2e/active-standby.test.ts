@@ -6,7 +6,8 @@
 // three times (kill -9 of its agent, its eth0 taken down, its veth cut on the host side) while the
 // client sends a bounded request loop to the VIP: each time the VIP moves, the other amphora serves,
 // sticky (SOURCE_IP) clients keep their member, one amphora answers ARP for the VIP, the API shows
-// one VIP holder, the service gap is logged, and the health manager restores the pair (a new BACKUP).
+// one VIP holder, the service gap is logged, and the health manager restores the pair (a new BACKUP;
+// the VIP stays on the survivor).
 //
 // Addresses (10.222.0.0/16 only; one /24 per run, from its prefix): .1 the bridge (gateway),
 // .2-.127 VIPs, .128-.254 amphora management addresses; the test's hosts and the router's internal
@@ -310,8 +311,9 @@ describe.skipIf(!IS_ROOT)('ACTIVE_STANDBY amphorae with the election and a float
       const restored = await waitPairWhole(lbId, 'the pair restored by the health manager', holder.id);
       expect([restored.holder.id, restored.other.id]).not.toContain(holder.id);
       expect([restored.holder.id, restored.other.id]).toContain(other.id);
-      // The survivor's election restarts with its new peer (amphora/vrrp has no in-place reconfiguration), which may hand the VIP over once more.
-      console.log(`active-standby restore (${fault.name}): the VIP is on ${restored.holder.id === other.id ? 'the survivor' : 'the replacement'} (${restored.holder.role})`);
+      // The survivor's election adopts its new peer in place (vrrp.reconfigure): the VIP stays on it
+      // and the replacement joins as BACKUP; the VIP does not move a second time.
+      expect(restored.holder.id).toBe(other.id);
       expect(await namespaceExists(nsOf(holder.id))).toBe(false);
       expect(await arpResponders()).toEqual([await macOf(nsOf(restored.holder.id))]);
       expect(await stickyMembers()).toEqual(sticky);

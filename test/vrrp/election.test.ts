@@ -2,7 +2,7 @@
 // rules, preemption, FAULT, and the resignation reserved for the guardian.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Election, masterDownMs, skewMs, type Clock, type ElectionActions, type HealthResult, type OutgoingAdvert, type TimerHandle } from '../../amphora/vrrp/election.ts';
+import { Election, masterDownMs, resignGraceMs, skewMs, type Clock, type ElectionActions, type HealthResult, type OutgoingAdvert, type TimerHandle } from '../../amphora/vrrp/election.ts';
 import type { Advert } from '../../amphora/vrrp/packet.ts';
 
 class FakeClock implements Clock {
@@ -107,7 +107,7 @@ describe('vrrp election: takeover', () => {
     expect(s.changes).toEqual(['INIT->BACKUP', 'BACKUP->MASTER']);
   });
 
-  it('stays BACKUP while adverts arrive, and takes over one master-down interval after the last one', async () => {
+  it('stays BACKUP while adverts arrive; its only peer, the MASTER, silent: takes over 3 intervals after the last advert, without the skew', async () => {
     const s = await setup({ priority: 90 });
     for (let i = 0; i < 20; i++) {
       s.election.onAdvert(advert(100));
@@ -115,11 +115,20 @@ describe('vrrp election: takeover', () => {
     }
     expect(s.election.state).toBe('BACKUP');
     const last = s.clock.now() - INTERVAL;
-    await s.clock.advance(3 * INTERVAL);
+    await s.clock.advance(2 * INTERVAL - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(1);
     expect(s.election.state).toBe('MASTER');
-    const change = s.actions.sent.find((a) => a.state === 'MASTER')!.at - last;
-    expect(change).toBeGreaterThanOrEqual(3 * INTERVAL);
-    expect(change).toBeLessThanOrEqual(3 * INTERVAL + skewMs(90, INTERVAL) + 1);
+    expect(s.actions.sent.find((a) => a.state === 'MASTER')!.at - last).toBe(3 * INTERVAL);
+  });
+
+  it('with several peers, a silent MASTER is replaced after 3 intervals plus the skew (the highest-priority BACKUP first)', async () => {
+    const s = await setup({ priority: 90, peerCount: 2 });
+    s.election.onAdvert(advert(100));
+    await s.clock.advance(3 * INTERVAL + skewMs(90, INTERVAL) - 1);
+    expect(s.election.state).toBe('BACKUP');
+    await s.clock.advance(2);
+    expect(s.election.state).toBe('MASTER');
   });
 
   it("uses the MASTER's advertised interval for the master-down interval", async () => {
@@ -287,12 +296,102 @@ describe('vrrp election: own health', () => {
     expect(e.state).toBe('FAULT');
   });
 
-  it('stop() as MASTER removes the VIPs and resigns', async () => {
+});
+
+describe('vrrp election: stopping while MASTER', () => {
+  it('resigns first, keeps the VIPs for the grace (more than 0, less than one interval), then removes them', async () => {
     const s = await setup({ priority: 100 });
     await toMaster(s);
-    await s.election.stop();
-    expect(s.actions.log.slice(-2)).toEqual(['release', 'resign']);
+    let releasedAt = -1;
+    s.actions.release = async () => {
+      releasedAt = s.clock.now();
+      s.actions.log.push('release');
+    };
+    const stopping = s.election.stop();
+    await s.clock.advance(0);
+    expect(s.actions.log.at(-1)).toBe('resign');
+    expect(s.actions.log).not.toContain('release');
+    const resignedAt = s.actions.sent.at(-1)!.at;
+    expect(s.election.holdsVip).toBe(true); // the data plane here still serves during the takeover
+    await s.clock.advance(resignGraceMs(INTERVAL) - 1);
+    expect(s.actions.log).not.toContain('release');
+    await s.clock.advance(1);
+    await stopping;
+    expect(s.actions.log.slice(-2)).toEqual(['resign', 'release']);
+    expect(releasedAt - resignedAt).toBe(resignGraceMs(INTERVAL));
+    expect(releasedAt - resignedAt).toBeGreaterThan(0);
+    expect(releasedAt - resignedAt).toBeLessThan(INTERVAL);
+    expect(s.election.holdsVip).toBe(false);
     expect(s.election.state).toBe('INIT');
+  });
+
+  it('tells the guardian it is no longer MASTER before resigning (so that it does not resign again)', async () => {
+    const s = await setup({ priority: 100 });
+    await toMaster(s);
+    const order: string[] = [];
+    const send = s.actions.send;
+    s.actions.send = (a) => {
+      order.push(a.priority === 0 ? 'resign' : 'advert');
+      send(a);
+    };
+    s.actions.heartbeat = (b) => void order.push(b.master ? 'beat M' : 'beat B');
+    const stopping = s.election.stop();
+    await s.clock.advance(0);
+    await s.clock.advance(INTERVAL);
+    await stopping;
+    expect(order).toEqual(['beat B', 'resign']);
+  });
+
+  it('the grace is half an interval, at most 100 ms: always above 0 and below one interval', () => {
+    expect(resignGraceMs(50)).toBe(25);
+    expect(resignGraceMs(100)).toBe(50);
+    expect(resignGraceMs(1000)).toBe(100);
+    for (const i of [10, 50, 100, 200, 1000, 60_000]) {
+      expect(resignGraceMs(i)).toBeGreaterThan(0);
+      expect(resignGraceMs(i)).toBeLessThan(i);
+    }
+  });
+
+  it('a BACKUP stops without resigning or touching the VIPs', async () => {
+    const s = await setup({ priority: 90 });
+    s.election.onAdvert(advert(100));
+    await s.election.stop();
+    expect(s.actions.log).not.toContain('resign');
+    expect(s.actions.log).not.toContain('release');
+  });
+});
+
+describe('vrrp election: reconfigure', () => {
+  const settings = { priority: 100, advertIntervalMs: INTERVAL, preempt: false, deadIntervals: 3, peerCount: 1 };
+
+  it('a MASTER keeps the VIPs, tells its peers the new priority at once and adverts at the new interval', async () => {
+    const s = await setup({ priority: 100 });
+    await toMaster(s);
+    const before = s.actions.sent.length;
+    s.election.reconfigure({ ...settings, priority: 120, advertIntervalMs: 2 * INTERVAL });
+    expect(s.election.state).toBe('MASTER');
+    expect(s.actions.sent.length).toBe(before + 1);
+    expect(s.actions.sent.at(-1)).toMatchObject({ priority: 120, state: 'MASTER', advertIntervalMs: 2 * INTERVAL });
+    await s.clock.advance(10 * INTERVAL);
+    expect(s.actions.sent.length).toBe(before + 1 + 5);
+    expect(s.actions.log).not.toContain('release');
+    expect(s.actions.log).not.toContain('resign');
+    expect(s.election.holdsVip).toBe(true);
+    expect(s.actions.beats.at(-1)!.resign).toMatchObject({ priority: 0, advertIntervalMs: 2 * INTERVAL });
+  });
+
+  it('a BACKUP stays BACKUP, says hello (a new peer that is MASTER answers) and follows its MASTER with the new rules', async () => {
+    const s = await setup({ priority: 90 });
+    s.election.onAdvert(advert(100));
+    s.election.reconfigure({ ...settings, priority: 110, preempt: true });
+    expect(s.election.state).toBe('BACKUP');
+    expect(s.actions.sent.at(-1)).toMatchObject({ state: 'BACKUP', priority: 110 });
+    // preempt on, own priority above the MASTER's now: its adverts no longer hold this node back.
+    for (let i = 0; i < 5; i++) {
+      s.election.onAdvert(advert(100));
+      await s.clock.advance(INTERVAL);
+    }
+    expect(s.election.state).toBe('MASTER');
   });
 });
 

@@ -3,7 +3,7 @@
 // keepalived — and a paced prober in the client), and the faults injected. Shared by the namespace
 // tests (test/vrrp/) and the failover benchmark (bench/failover/). Root only.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -204,19 +204,21 @@ export interface ArgonautSettings {
   advertIntervalMs: number;
   authKey?: string;
   preempt?: boolean;
+  /** Default: the other node. */
+  peers?: string[];
 }
 
 export const PRIORITIES = { a: 100, b: 90 } as const;
 
-/** Writes the election config of a node and starts bin/argonaut-vrrp.ts in its namespace (checking the service). */
-export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings): Promise<Proc> {
+/** Writes the election config file of a node (read again by a running election on SIGHUP). */
+export async function writeArgonautConfig(t: Topology, node: Node, s: ArgonautSettings): Promise<string> {
   const peer = t.nodes.find((n) => n !== node)!;
   const file = path.join(t.dir, `vrrp-${node.name}.json`);
   const config = {
     interface: 'eth0',
     vips: [t.vip],
     localAddress: node.address,
-    peers: [peer.address],
+    peers: s.peers ?? [peer.address],
     port: VRRP_PORT,
     priority: PRIORITIES[node.name],
     advertIntervalMs: s.advertIntervalMs,
@@ -224,6 +226,12 @@ export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings
     authKey: s.authKey ?? 'argonaut-test-key-0123456789',
   };
   await writeFile(file, JSON.stringify(config));
+  return file;
+}
+
+/** Writes the election config of a node and starts bin/argonaut-vrrp.ts in its namespace (checking the service). */
+export async function startArgonaut(t: Topology, node: Node, s: ArgonautSettings): Promise<Proc> {
+  const file = await writeArgonautConfig(t, node, s);
   const p = spawnIn(node.ns, process.execPath, [
     '--import',
     'tsx',
@@ -427,4 +435,86 @@ export function electionEvents(p: Proc): string {
     .filter((j) => /->|VIPs|guardian|advert|cannot/.test(j.msg))
     .map((j) => `${new Date(j.time).toISOString().slice(17, 23)} ${j.localAddress ?? ''} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? ` ${JSON.stringify(j.err)}` : ''}`)
     .join('\n');
+}
+
+// --- VIP events, timestamped by the kernel's notification (ip -ts monitor)
+
+export interface VipEvent {
+  node: 'a' | 'b';
+  /** ms since 1970, as `ip -ts` stamped the notification. */
+  at: number;
+  added: boolean;
+}
+
+export interface VipMonitor {
+  events: VipEvent[];
+  /** Longest time both held the VIP, from the events (holders at the start given); null if they never did. */
+  longestOverlapMs(initial: ('a' | 'b')[], until?: number): number | null;
+  stop(): Promise<void>;
+}
+
+/** Follows the VIP's additions and removals in both nodes (`ip -n NS -ts -o monitor address`). */
+export async function monitorVip(t: Topology): Promise<VipMonitor> {
+  const events: VipEvent[] = [];
+  const procs = t.nodes.map((n) => {
+    const child = spawn('ip', ['-n', n.ns, '-ts', '-o', 'monitor', 'address', 'dev', 'eth0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let rest = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString()).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        // [2026-12-06T13:33:01.123456] Deleted 2: eth0    inet 10.221.1.100/32 scope global eth0 ...
+        const m = /^\[([0-9T:.-]+)\]\s+(Deleted\s+)?\d+:\s+eth0\s+inet\s+(\S+)\//.exec(line);
+        if (m && m[3] === t.vip) events.push({ node: n.name, at: Date.parse(m[1].slice(0, 23)), added: !m[2] });
+      }
+    });
+    return child;
+  });
+  await new Promise((r) => setTimeout(r, 100)); // subscribed
+  return {
+    events,
+    longestOverlapMs(initial, until = Date.now()) {
+      const held = new Set(initial);
+      let since = held.size > 1 ? -Infinity : null;
+      let longest: number | null = null;
+      for (const e of [...events].sort((x, y) => x.at - y.at)) {
+        if (e.added) held.add(e.node);
+        else held.delete(e.node);
+        if (held.size > 1 && since === null) since = e.at;
+        if (held.size < 2 && since !== null) {
+          longest = Math.max(longest ?? 0, e.at - since);
+          since = null;
+        }
+      }
+      if (since !== null) longest = Math.max(longest ?? 0, until - since);
+      return longest;
+    },
+    async stop() {
+      for (const p of procs) {
+        if (p.exitCode === null) {
+          const exited = new Promise((r) => p.once('exit', r));
+          p.kill();
+          await exited;
+        }
+      }
+    },
+  };
+}
+
+/** The guardian processes (bash "vrrp-guardian") whose last peer is one of `peers`, from /proc. */
+export async function guardiansFor(peers: string[]): Promise<{ pid: number; peer: string }[]> {
+  const found: { pid: number; peer: string }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (args[3] !== 'vrrp-guardian') continue;
+    const peer = args.at(-1)!;
+    if (peers.includes(peer)) found.push({ pid: Number(entry), peer });
+  }
+  return found;
 }

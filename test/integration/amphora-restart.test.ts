@@ -106,11 +106,12 @@ const controllerOutput = () => processes.map((p, i) => `--- controller ${i} ---\
 
 beforeAll(async () => {
   await assertRabbitUp();
-  apiPort = await freeApiPort();
   for (const name of ['one-a', 'one-b', 'one-c', 'two-a', 'two-b']) {
     servers[name] = memberServer(name);
     await servers[name].start();
   }
+  // After the member servers (which listen on port 0): one of them once got the port freeApiPort() had just released.
+  apiPort = await freeApiPort();
 }, 60_000);
 
 afterAll(async () => {

@@ -96,6 +96,19 @@ export class Database {
     await this.run(sql, columns.map((c) => row[c]), t);
   }
 
+  /**
+   * Inserts one row unless one with the same primary or unique key exists (then nothing changes),
+   * as insert() does. On MariaDB this takes no gap lock, where a locking read of an absent key
+   * followed by an insert does (two such transactions on keys in the same gap deadlock).
+   */
+  async insertIfAbsent(table: TableName, row: Row, t?: Transaction): Promise<void> {
+    const columns = Object.keys(row);
+    const first = `\`${columns[0]}\``;
+    const onConflict = this.dialect === 'mysql' ? ` ON DUPLICATE KEY UPDATE ${first} = ${first}` : ' ON CONFLICT DO NOTHING';
+    const sql = `INSERT INTO \`${table}\` (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})${onConflict}`;
+    await this.run(sql, columns.map((c) => row[c]), t);
+  }
+
   /** ` FOR UPDATE` on MariaDB, for select(); SQLite transactions are already exclusive. */
   get forUpdate(): string {
     return this.dialect === 'mysql' ? ' FOR UPDATE' : '';

@@ -141,8 +141,14 @@ export class AgentConfigDelivery implements ConfigDelivery {
     const { db } = this;
     return db.tx(async (t) => {
       const model = db.models.amphora_config;
+      // The row is made (version 0) before it is locked: on MariaDB, locking an absent row locks the
+      // gap it would go in, and two amphorae recording their first configuration at once (a restarted
+      // controller resuming two load balancers) each waited for the other's gap lock to insert: a
+      // deadlock, and one of the two operations failed.
+      await db.insertIfAbsent('amphora_config', { amphora_id: amphoraId, config_version: 0, document: '', updated_at: new Date() }, t);
       const current = (await model.findByPk(amphoraId, { raw: true, transaction: t, lock: db.lock })) as Row | null;
-      const configVersion = (current?.config_version ?? 0) + 1;
+      if (!current) throw new Error(`the configuration record of amphora ${amphoraId} vanished while it was locked`);
+      const configVersion = current.config_version + 1;
       // Read now, not with the tree: an amphora replaced during the operation is the peer of the other.
       const amphorae = (await db.models.amphora.findAll({ where: { load_balancer_id: tree.lb.id, status: IN_SERVICE }, raw: true, transaction: t })) as Row[];
       const vrrp: VrrpRenderInput = { amphorae, authKey: deriveVrrpKey(this.masterKey, tree.lb.id).toString('hex'), ...this.vrrp };
@@ -159,8 +165,7 @@ export class AgentConfigDelivery implements ConfigDelivery {
       // Private keys and the election key are sealed at rest.
       const hasKeys = tls.listeners.size + tls.pools.size > 0 || config.vrrp != null;
       const values = { config_version: configVersion, document: hasKeys ? SEALED + this.sealer.seal(text, amphoraId) : text, updated_at: new Date() };
-      if (current) await model.update(values, { where: { amphora_id: amphoraId }, transaction: t });
-      else await model.create({ amphora_id: amphoraId, ...values }, { transaction: t });
+      await model.update(values, { where: { amphora_id: amphoraId }, transaction: t });
       return { amphoraId, configVersion, config };
     });
   }

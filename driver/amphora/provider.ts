@@ -140,6 +140,7 @@ export class AmphoraProvider extends WorkerProvider {
         await this.network.deallocateVip({ loadBalancerId: lb.id, portId: lb.vip_port_id ?? null, amphoraIds: amphorae.map((a) => a.id) });
         this.vrrpGroups.delete(lb.id);
       }
+      await this.opts.compute.deleteServerGroup?.(lb.id);
       return;
     }
     // neutron (Octavia's allowed-address-pairs driver): the lb- group matches the live listeners
@@ -159,10 +160,30 @@ export class AmphoraProvider extends WorkerProvider {
     }
     // Every operation (and the resumption of one a stopped controller left pending) first makes
     // sure each role has a living amphora, then gives all of them the current configuration.
-    const amphorae = await this.ensureAmphorae(lb, atEnd);
-    let tree: Promise<LoadBalancerTree> | undefined;
-    const loadOnce = () => (tree ??= this.tree(lb.id));
-    await Promise.all(amphorae.map((a) => this.deliverWatched(lb, a, loadOnce)));
+    try {
+      const amphorae = await this.ensureAmphorae(lb, atEnd);
+      let tree: Promise<LoadBalancerTree> | undefined;
+      const loadOnce = () => (tree ??= this.tree(lb.id));
+      await Promise.all(amphorae.map((a) => this.deliverWatched(lb, a, loadOnce)));
+    } catch (err) {
+      if (req.kind === 'loadbalancer' && req.action === 'create') {
+        // The create's own error is what the operation fails with; this one is only logged.
+        await this.dropUnusedServerGroup(lb).catch((e: unknown) =>
+          this.opts.log.error({ err: e, loadBalancerId: lb.id }, 'deleting the server group of a failed create failed; the delete of the load balancer removes it'),
+        );
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A create failed: its server group goes unless an amphora of the load balancer is still in
+   * service (the group keeps it apart from its replacement; the delete removes the group then).
+   */
+  private async dropUnusedServerGroup(lb: Row): Promise<void> {
+    const { compute } = this.opts;
+    if (!compute.deleteServerGroup || (await this.amphoraeOf(lb.id, IN_SERVICE)).length > 0) return;
+    await compute.deleteServerGroup(lb.id);
   }
 
   /**
@@ -244,7 +265,11 @@ export class AmphoraProvider extends WorkerProvider {
       living[0] = { ...living[0]!, role: 'MASTER', vrrp_priority: 100 };
     }
     const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
-    return [...living, ...(await Promise.all(missing.map((role) => this.boot(lb, role, atEnd))))];
+    // Every boot ends before the operation does, even when one fails: none goes on behind the next operation.
+    const booted = await Promise.allSettled(missing.map((role) => this.boot(lb, role, atEnd)));
+    const failed = booted.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return [...living, ...booted.map((r) => (r as PromiseFulfilledResult<Row>).value)];
   }
 
   /**
@@ -270,7 +295,9 @@ export class AmphoraProvider extends WorkerProvider {
     const { db, compute, masterKey, log } = this.opts;
     const plugPort = this.vrrpPlugger(lb);
     const claiming: string[] = [];
-    const spare = await this.opts.spares
+    // A spare was booted outside the load balancer's anti-affinity group: MASTER and BACKUP are booted in it (as Octavia does).
+    const grouped = compute.antiAffinity === true && (role === 'MASTER' || role === 'BACKUP');
+    const spare = grouped ? null : await this.opts.spares
       ?.claim(lb, role, amphoraRecord, plugPort ? (amphoraId) => (claiming.push(amphoraId), plugPort(amphoraId)) : undefined)
       .catch(async (err: unknown) => {
         // The claimed spare was removed: so goes the port made for it.

@@ -58,6 +58,13 @@ export interface ComputeDriver {
    * VIP, for netns). Absent: nothing to do. Called before its first configuration is pushed.
    */
   assign?(computeId: string, req: AmphoraAssignRequest): Promise<void>;
+  /**
+   * True when MASTER and BACKUP amphorae are booted into their load balancer's anti-affinity server
+   * group (nova with serverGroupPolicy): a spare, booted outside any group, cannot take those roles.
+   */
+  readonly antiAffinity?: boolean;
+  /** Removes the load balancer's server group, if any; idempotent. Absent: the driver makes none. */
+  deleteServerGroup?(loadBalancerId: string): Promise<void>;
   /** Stops and removes an amphora; idempotent (an unknown or already gone computeId is not an error). */
   destroy(computeId: string): Promise<void>;
   /** Whether the amphora's process/instance still exists (false once it died or was destroyed). */

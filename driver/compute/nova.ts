@@ -65,6 +65,10 @@ export class NovaComputeDriver implements ComputeDriver {
   /** Server groups being found or created, by load balancer (MASTER and BACKUP boot together). */
   private readonly groups = new Map<string, Promise<string>>();
 
+  get antiAffinity(): boolean {
+    return Boolean(this.opts.serverGroupPolicy);
+  }
+
   constructor(private readonly opts: NovaComputeOptions) {
     if (!opts.imageId === !opts.imageTag) throw new Error('nova compute driver: give exactly one of imageId and imageTag');
     if (!opts.flavorId) throw new Error('nova compute driver: flavorId is required');

@@ -73,7 +73,21 @@ function config(workerDelayMs: number, heartbeats = { heartbeatIntervalMs: 200, 
   };
 }
 
+const running = (p: ApiProcess) => p.child.exitCode === null && p.child.signalCode === null;
+
+/** SIGTERM (the controller stops its amphorae), SIGKILL after 15 s. */
+async function stopController(p: ApiProcess): Promise<void> {
+  if (!running(p)) return;
+  p.child.kill('SIGTERM');
+  await Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (running(p)) p.child.kill('SIGKILL');
+  await p.exited;
+}
+
 async function startController(name: string, workerDelayMs: number, heartbeats?: Parameters<typeof config>[1]): Promise<{ proc: ApiProcess; api: ApiClient }> {
+  // A test that failed before stopping its controller left it answering on the API port: the new
+  // one could not listen, and the next test would have driven (and killed) the wrong process.
+  for (const p of processes) await stopController(p);
   const proc = await startApiProcess(dir, config(workerDelayMs, heartbeats), `${name}.yaml`);
   processes.push(proc);
   return { proc, api: apiClient(proc.url) };
@@ -92,21 +106,16 @@ const controllerOutput = () => processes.map((p, i) => `--- controller ${i} ---\
 
 beforeAll(async () => {
   await assertRabbitUp();
-  apiPort = await freeApiPort();
   for (const name of ['one-a', 'one-b', 'one-c', 'two-a', 'two-b']) {
     servers[name] = memberServer(name);
     await servers[name].start();
   }
+  // After the member servers (which listen on port 0): one of them once got the port freeApiPort() had just released.
+  apiPort = await freeApiPort();
 }, 60_000);
 
 afterAll(async () => {
-  for (const p of processes) {
-    if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill('SIGTERM');
-      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    }
-  }
+  for (const p of processes) await stopController(p);
   if (process.env.ARGONAUT_KEEP_TEST_DIR) {
     processes.forEach((p, i) => writeFileSync(path.join(dir, `controller-${i}.log`), p.output()));
     console.log(`test directory kept: ${dir}`);

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { resolveAgentSettings } from '../../../amphora/agent/settings.ts';
 import { createLogger } from '../../../common/logging.ts';
@@ -14,6 +14,12 @@ import { deriveAmphoraKey } from '../../../common/transport/signing.ts';
 import { NovaComputeDriver, type NovaComputeOptions } from '../../../driver/compute/nova.ts';
 import { MAX_USER_DATA_BYTES } from '../../../driver/compute/nova-user-data.ts';
 import { OpenStackError, type ServiceCredentials } from '../../../driver/openstack/client.ts';
+import type { Database, Row } from '../../../common/db/database.ts';
+import { NoopConfigDelivery } from '../../../driver/amphora/config-delivery.ts';
+import { AmphoraProvider } from '../../../driver/amphora/provider.ts';
+import { SparePool } from '../../../driver/amphora/spare-pool.ts';
+import { NoopNetworkDriver } from '../../../driver/network/noop.ts';
+import { openTestDatabase } from '../../helpers/database.ts';
 
 const MASTER_KEY = Buffer.from('0123456789abcdef0123456789abcdef', 'utf8');
 const MGMT_NET = '5e0f0b5e-0000-4000-8000-00000000a001';
@@ -374,5 +380,119 @@ describe('nova compute driver (fake Nova)', () => {
     const { driver } = driverWith({ agent: { messaging: { url: `amqp://x:${'y'.repeat(MAX_USER_DATA_BYTES)}@h/` }, heartbeatIntervalMs: 10_000 } });
     await expect(driver.boot(bootRequest())).rejects.toThrow(/user data is \d+ bytes in base64; Nova takes at most 65535/);
     expect(creates()).toHaveLength(0);
+  });
+});
+
+// The amphora provider with this driver, as Octavia with enable_anti_affinity: MASTER and BACKUP are
+// booted in the load balancer's group (never taken from the spare pool, whose servers are in no
+// group), and the group is deleted with the load balancer, or when its create failed with no amphora left.
+describe('the amphora provider with the nova driver and anti-affinity (fake Nova)', () => {
+  let db: Database;
+  let closeDb: () => Promise<void>;
+  let spares: SparePool | undefined;
+  beforeEach(async () => {
+    ({ db, close: closeDb } = await openTestDatabase());
+  });
+  afterEach(async () => {
+    await spares?.stop();
+    await closeDb();
+  });
+
+  function providerWith(driver: NovaComputeDriver, spareCount: number): AmphoraProvider {
+    const log = createLogger('test', 'silent');
+    spares = new SparePool({ db, log, compute: driver, masterKey: MASTER_KEY, size: spareCount, checkIntervalMs: 60_000, waitServing: async () => {} });
+    spares.start();
+    return new AmphoraProvider({
+      db, log, network: new NoopNetworkDriver(), compute: driver, delivery: new NoopConfigDelivery(), spares, masterKey: MASTER_KEY,
+      defaultTopology: 'SINGLE', workerDelayMs: 0,
+    });
+  }
+
+  async function createLb(provider: AmphoraProvider, topology: 'SINGLE' | 'ACTIVE_STANDBY'): Promise<string> {
+    const id = randomUUID();
+    await db.tx((t) =>
+      db.models.load_balancer.create(
+        { id, project_id: 'p', provisioning_status: 'PENDING_CREATE', operating_status: 'OFFLINE', admin_state_up: true, topology, provider: 'amphora', vip_address: '203.0.113.5', created_at: new Date() },
+        { transaction: t },
+      ),
+    );
+    provider.submit({ kind: 'loadbalancer', action: 'create', loadBalancerId: id });
+    await provider.idle();
+    return id;
+  }
+
+  const lbStatus = async (id: string) => ((await db.models.load_balancer.findByPk(id, { raw: true })) as Row).provisioning_status;
+  const amphoraeOf = async (id: string) => (await db.models.amphora.findAll({ where: { load_balancer_id: id }, raw: true })) as Row[];
+  const readySpares = async () => (await db.models.amphora.findAll({ where: { status: 'READY', load_balancer_id: null }, raw: true })) as Row[];
+  async function untilSpareReady(): Promise<Row> {
+    for (let i = 0; i < 200; i++) {
+      const [spare] = await readySpares();
+      if (spare) return spare;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('no spare amphora became READY');
+  }
+
+  it('boots MASTER and BACKUP in the group rather than claiming a spare; a STANDALONE amphora still claims one', async () => {
+    const { driver } = driverWith({ serverGroupPolicy: 'anti-affinity' });
+    const provider = providerWith(driver, 1);
+    const spare = await untilSpareReady();
+
+    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(await lbStatus(lbId)).toBe('ACTIVE');
+    const amphorae = await amphoraeOf(lbId);
+    expect(amphorae.map((a) => a.role).sort()).toEqual(['BACKUP', 'MASTER']);
+    expect(amphorae.map((a) => a.id)).not.toContain(spare.id);
+    const [group] = [...nova.groups.values()];
+    expect(group!.name).toBe(`octavia-lb-${lbId}`);
+    const hinted = creates().filter((c) => c.body['os:scheduler_hints']?.group === group!.id);
+    expect(hinted.map((c) => c.body.server.metadata['argonaut-amphora-id']).sort()).toEqual(amphorae.map((a) => a.id).sort());
+    expect((await readySpares()).map((a) => a.id)).toEqual([spare.id]);
+
+    const single = await createLb(provider, 'SINGLE');
+    expect((await amphoraeOf(single)).map((a) => a.id)).toEqual([spare.id]);
+  });
+
+  it('without a server group policy, MASTER takes the spare as before', async () => {
+    const { driver } = driverWith({ serverGroupPolicy: null });
+    const provider = providerWith(driver, 1);
+    const spare = await untilSpareReady();
+    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(await lbStatus(lbId)).toBe('ACTIVE');
+    expect((await amphoraeOf(lbId)).find((a) => a.id === spare.id)?.role).toBe('MASTER');
+    expect(nova.groups.size).toBe(0);
+  });
+
+  it('deletes the group with the load balancer', async () => {
+    const { driver } = driverWith({ serverGroupPolicy: 'anti-affinity' });
+    const provider = providerWith(driver, 0);
+    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(nova.groups.size).toBe(1);
+    await db.tx((t) => db.models.load_balancer.update({ provisioning_status: 'PENDING_DELETE' }, { where: { id: lbId }, transaction: t }));
+    provider.submit({ kind: 'loadbalancer', action: 'delete', loadBalancerId: lbId });
+    await provider.idle();
+    expect(await lbStatus(lbId)).toBe('DELETED');
+    expect(nova.servers.size).toBe(0);
+    expect(nova.groups.size).toBe(0);
+  });
+
+  it('deletes the group of a failed create when no amphora is left, keeps it while one is', async () => {
+    const { driver } = driverWith({ serverGroupPolicy: 'anti-affinity' });
+    const provider = providerWith(driver, 0);
+    nova.createError = { status: 403, body: { forbidden: { code: 403, message: 'Quota exceeded for instances' } } };
+    const failed = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(await lbStatus(failed)).toBe('ERROR');
+    expect(nova.calls().filter((c) => c === 'POST /compute/v2.1/os-server-groups')).toHaveLength(1);
+    expect(nova.groups.size).toBe(0);
+
+    // Only the BACKUP fails to boot: the MASTER lives in the group, which stays for its replacement.
+    nova.createError = null;
+    nova.bootStatuses = ['BUILD', 'ACTIVE'];
+    const original = driver.boot.bind(driver);
+    driver.boot = async (req) => (req.role === 'BACKUP' ? Promise.reject(new Error('No valid host was found')) : original(req));
+    const half = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(await lbStatus(half)).toBe('ERROR');
+    expect((await amphoraeOf(half)).filter((a) => a.status === 'ALLOCATED').map((a) => a.role)).toEqual(['MASTER']);
+    expect([...nova.groups.values()].map((g) => g.name)).toEqual([`octavia-lb-${half}`]);
   });
 });

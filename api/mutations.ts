@@ -107,11 +107,11 @@ export async function checkQuota(ctx: Ctx, projectId: string, kind: QuotaKind, c
   const { services } = ctx.state;
   if (services.config.api.authStrategy === 'noauth' || count <= 0) return;
   const { db } = services;
-  let [quota] = await db.select(`SELECT * FROM quota WHERE project_id = ?${db.forUpdate}`, [projectId], t);
-  if (!quota) {
-    await db.insert('quota', { project_id: projectId }, t);
-    quota = { project_id: projectId };
-  }
+  // The row first, then its lock: a locking read of an absent row takes a gap lock on MariaDB, and two
+  // first creates of a project holding it would deadlock on each other's insert.
+  await db.insertIfAbsent('quota', { project_id: projectId }, t);
+  const [quota] = await db.select(`SELECT * FROM quota WHERE project_id = ?${db.forUpdate}`, [projectId], t);
+  if (!quota) throw new Error(`quota row of project ${projectId} missing after it was inserted`);
   const limit = quota[kind] ?? quotaDefault(services, kind);
   if (limit === -1) return;
   const used = await usage(services, projectId, kind, t);

@@ -24,6 +24,7 @@ import { neutronApi } from '../../driver/network/neutron-api.ts';
 import { NeutronNetworkDriver, vipPortName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { ServiceClient } from '../../driver/openstack/client.ts';
 import { peerServiceOptions } from '../helpers/keystone.ts';
+import { neutronUnavailable } from '../helpers/neutron.ts';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const AUTH_URL = env('ARGONAUT_KEYSTONE_URL', 'http://127.0.0.1:5000/v3');
@@ -45,15 +46,7 @@ const admin = clientFor(serviceCredentials);
 const demo = clientFor(demoCredentials);
 const neutron = neutronApi(admin);
 
-async function unavailable(): Promise<string | null> {
-  try {
-    await admin.get('/networks', z.object({ networks: z.array(z.unknown()) }), { limit: 1 });
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-const skipReason = await unavailable();
+const skipReason = await neutronUnavailable(admin);
 if (skipReason) console.warn(`neutron floating IP test skipped: Keystone (${AUTH_URL}) or Neutron do not answer: ${skipReason}`);
 
 const id = z.object({ id: z.string() });

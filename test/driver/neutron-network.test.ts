@@ -15,6 +15,7 @@ import { neutronApi, type NeutronPort } from '../../driver/network/neutron-api.t
 import { NeutronNetworkDriver, VipAllocationError, securityGroupName, vipPortName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { ServiceClient } from '../../driver/openstack/client.ts';
 import { peerServiceOptions } from '../helpers/keystone.ts';
+import { neutronUnavailable } from '../helpers/neutron.ts';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const AUTH_URL = env('ARGONAUT_KEYSTONE_URL', 'http://127.0.0.1:5000/v3');
@@ -25,15 +26,7 @@ const credentials = new KeystoneClient({ ...peerServiceOptions(AUTH_URL), retrie
 const client = new ServiceClient({ credentials, serviceType: 'network', serviceName: 'Neutron', versionPath: '/v2.0', timeoutMs: 20_000 });
 const neutron = neutronApi(client);
 
-async function unavailable(): Promise<string | null> {
-  try {
-    await client.get('/networks', z.object({ networks: z.array(z.unknown()) }), { limit: 1 });
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-const skipReason = await unavailable();
+const skipReason = await neutronUnavailable(client);
 if (skipReason) console.warn(`neutron network driver tests skipped: Keystone (${AUTH_URL}) or Neutron do not answer: ${skipReason}`);
 
 describe.skipIf(skipReason !== null)(`neutron network driver against the peers' Neutron${skipReason ? ` (skipped: ${skipReason})` : ''}`, SLOW, () => {

@@ -7,7 +7,7 @@ import type { Logger } from '../../common/logging.ts';
 import type { ConfigFetch, ConfigPush } from '../../common/messages.ts';
 import type { ControllerTransport } from '../../common/transport/transport.ts';
 import type { LoadBalancerTree } from '../controller/completion.ts';
-import { wholeSeconds } from '../health/heartbeat-db.ts';
+import { refreshHealth, wholeSeconds } from '../health/heartbeat-db.ts';
 import type { CertificateManager } from '../../common/certificates/index.ts';
 import { Sealer } from '../../common/certificates/sealing.ts';
 import { deriveVrrpKey } from '../../common/transport/signing.ts';
@@ -92,13 +92,9 @@ export class AgentConfigDelivery implements ConfigDelivery {
     const { db } = this;
     const at = wholeSeconds(Date.now());
     try {
-      await db.tx(async (t) => {
-        const model = db.models.amphora_health;
-        if (await model.findByPk(amphoraId, { transaction: t })) await model.update({ last_update: at }, { where: { amphora_id: amphoraId }, transaction: t });
-        else await model.create({ amphora_id: amphoraId, last_update: at, busy: false }, { transaction: t });
-      });
+      await db.tx((t) => refreshHealth(db, amphoraId, at, t));
     } catch (err) {
-      // A heartbeat created the record meanwhile, or the database failed: heartbeats refresh it anyway.
+      // The database failed: heartbeats refresh the record anyway.
       this.log.warn({ err, amphoraId }, 'could not refresh the health record of an amphora that acknowledged its configuration');
     }
   }

@@ -113,12 +113,14 @@ export async function writeStatusChanges(db: Database, lbId: string, changes: St
   }
 }
 
-/** Upserts the amphora's health row with a new last_update; `busy` is left as it is. */
+/**
+ * Upserts the amphora's health row with a new last_update; `busy` is left as it is. Insert-if-absent
+ * first: a read-then-create raced the other writer of a new amphora's row (a heartbeat against the
+ * acknowledgement of its first configuration) into a duplicate key.
+ */
 export async function refreshHealth(db: Database, amphoraId: string, at: Date, t: Transaction): Promise<void> {
-  const m = db.models;
-  const existing = await m.amphora_health.findByPk(amphoraId, { raw: true, transaction: t });
-  if (existing) await m.amphora_health.update({ last_update: at }, { where: { amphora_id: amphoraId }, transaction: t });
-  else await m.amphora_health.create({ amphora_id: amphoraId, last_update: at, busy: false }, { transaction: t });
+  await db.insertIfAbsent('amphora_health', { amphora_id: amphoraId, last_update: at, busy: false }, t);
+  await db.models.amphora_health.update({ last_update: at }, { where: { amphora_id: amphoraId }, transaction: t });
 }
 
 /** ACTIVE_STANDBY (extension): whether the amphora holds the VIP, as its heartbeat says. */

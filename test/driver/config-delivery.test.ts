@@ -8,6 +8,7 @@ import { createLogger } from '../../common/logging.ts';
 import type { ConfigAck, ConfigPush } from '../../common/messages.ts';
 import type { ControllerTransport } from '../../common/transport/transport.ts';
 import { AgentConfigDelivery } from '../../driver/amphora/config-delivery.ts';
+import { refreshHealth } from '../../driver/health/heartbeat-db.ts';
 import type { LoadBalancerTree } from '../../driver/controller/completion.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 
@@ -53,5 +54,27 @@ describe('AgentConfigDelivery on the database', () => {
     const served = await delivery.fetch({ amphoraId: amphorae[0]!.amphoraId } as never);
     expect(served).toMatchObject({ amphoraId: amphorae[0]!.amphoraId, configVersion: 2, config: { configVersion: 2, loadBalancerId: amphorae[0]!.lbId } });
     expect(pushed.filter((p) => p.amphoraId === amphorae[0]!.amphoraId).map((p) => p.configVersion)).toEqual([1, 2]);
+  });
+});
+
+describe('refreshHealth on the database', () => {
+  it('creates a new amphora’s health row once with its time, then moves the time on; concurrent first writers do not collide', async () => {
+    const amphoraId = randomUUID();
+    const first = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    // A heartbeat and the acknowledgement of the first configuration write the row of a new amphora.
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => db.tx((t) => refreshHealth(db, amphoraId, first, t))));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const read = async () => (await db.models.amphora_health.findAll({ where: { amphora_id: amphoraId }, raw: true })) as Row[];
+    let rows = await read();
+    expect(rows).toHaveLength(1);
+    expect(new Date(rows[0]!.last_update).getTime()).toBe(first.getTime());
+    expect(Boolean(rows[0]!.busy)).toBe(false);
+
+    await db.models.amphora_health.update({ busy: true }, { where: { amphora_id: amphoraId } });
+    const later = new Date(first.getTime() + 30_000);
+    await db.tx((t) => refreshHealth(db, amphoraId, later, t));
+    rows = await read();
+    expect(new Date(rows[0]!.last_update).getTime()).toBe(later.getTime());
+    expect(Boolean(rows[0]!.busy)).toBe(true); // left as it was
   });
 });

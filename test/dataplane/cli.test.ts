@@ -73,10 +73,25 @@ describe('argonaut-dataplane CLI', () => {
   it('serves HTTP and UDP from its workers, with persistence shared between workers', async () => {
     for (let ip = 2; ip < 8; ip++) {
       const address = `127.0.0.${ip}`;
+      // The first request's worker learns the client's member and the primary relays it to the
+      // other worker; a second request could overtake that relay on a loaded machine.
+      await request(port, { localAddress: address });
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const names = await distribution(8, async () => (await request(port, { localAddress: address })).body);
       expect(Object.keys(names)).toHaveLength(1);
     }
     expect(await udpAsk(udpPort, 'hello')).toBe('u:hello');
+  });
+
+  it('workers that learned different members for a new client at once agree on one afterwards', async () => {
+    for (let ip = 60; ip < 70; ip++) {
+      const address = `127.0.0.${ip}`;
+      // Concurrent first connections reach both workers before either has heard of the other's choice.
+      await Promise.all(Array.from({ length: 8 }, () => request(port, { localAddress: address })));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const names = await distribution(8, async () => (await request(port, { localAddress: address })).body);
+      expect(Object.keys(names), address).toHaveLength(1);
+    }
   });
 
   it('aggregates the workers in its Prometheus listener', async () => {

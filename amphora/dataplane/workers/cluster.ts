@@ -111,7 +111,11 @@ export class ClusterDataPlane implements DataPlane {
   private onMessage(slot: Slot, message: FromWorker): void {
     switch (message.type) {
       case 'stick':
-        for (const other of this.slots) if (other !== slot) this.sendTo(other, message);
+        // To every worker, the sender included: two workers that learned different members for the
+        // same new key at once (its first connections reached both) then apply both entries in this
+        // order and agree on the last; relayed to the others only, each kept the other's and they
+        // swapped for good.
+        for (const each of this.slots) this.sendTo(each, message);
         for (const listener of this.learnListeners) listener(message.poolId, message.key, message.serverId);
         return;
       case 'metrics':

@@ -19,6 +19,10 @@ export interface IssuedToken {
   token: string;
   projectId: string;
   userId: string;
+  /** Role names, lower-cased. */
+  roles: string[];
+  /** As Keystone wrote it (ISO 8601, microseconds). */
+  expiresAt: string;
 }
 
 /** A project-scoped token for a user of the Default domain (password authentication). */
@@ -36,6 +40,12 @@ export async function issueToken(authUrl: string, user: string, password: string
   });
   const token = res.headers.get('x-subject-token');
   if (res.status !== 201 || !token) throw new Error(`Keystone refused a token for ${user} in ${project}: HTTP ${res.status}`);
-  const body = (await res.json()) as { token: { project: { id: string }; user: { id: string } } };
-  return { token, projectId: body.token.project.id, userId: body.token.user.id };
+  const body = (await res.json()) as { token: { project: { id: string }; user: { id: string }; roles: Array<{ name: string }>; expires_at: string } };
+  return {
+    token,
+    projectId: body.token.project.id,
+    userId: body.token.user.id,
+    roles: body.token.roles.map((r) => r.name.toLowerCase()),
+    expiresAt: body.token.expires_at,
+  };
 }

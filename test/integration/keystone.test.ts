@@ -10,18 +10,10 @@ import { authMiddleware } from '../../api/auth/auth-middleware.ts';
 import { InvalidTokenError, KeystoneClient, KeystoneUnavailableError } from '../../api/auth/keystone-client.ts';
 import { PolicyEnforcer, policyAction } from '../../api/auth/policy.ts';
 import { TokenCache } from '../../api/auth/token-cache.ts';
-import { peerServiceOptions } from '../helpers/keystone.ts';
+import { issueToken as issueTokenAt, peerServiceOptions, type IssuedToken } from '../helpers/keystone.ts';
 
 const KEYSTONE_URL = process.env.ARGONAUT_KEYSTONE_URL;
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
-
-interface IssuedToken {
-  token: string;
-  projectId: string;
-  userId: string;
-  roles: string[];
-  expiresAt: string;
-}
 
 // Keystone answers in 0.3-2 s per call on the shared 2-core box; leave ample room.
 const SLOW = { timeout: 120_000 };
@@ -29,33 +21,7 @@ const SLOW = { timeout: 120_000 };
 describe.skipIf(!KEYSTONE_URL)(`Keystone integration (ARGONAUT_KEYSTONE_URL=${KEYSTONE_URL ?? 'unset'})`, SLOW, () => {
   const authUrl = (KEYSTONE_URL ?? '').replace(/\/+$/, '');
   const serviceOptions = () => peerServiceOptions(authUrl);
-
-
-  async function issueToken(user: string, password: string, project: string): Promise<IssuedToken> {
-    const res = await fetch(`${authUrl}/auth/tokens`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        auth: {
-          identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
-          scope: { project: { name: project, domain: { name: 'Default' } } },
-        },
-      }),
-    });
-    expect(res.status, `Keystone token request for ${user}`).toBe(201);
-    const token = res.headers.get('x-subject-token');
-    expect(token).toBeTruthy();
-    const body = (await res.json()) as {
-      token: { project: { id: string }; user: { id: string }; roles: Array<{ name: string }>; expires_at: string };
-    };
-    return {
-      token: token as string,
-      projectId: body.token.project.id,
-      userId: body.token.user.id,
-      roles: body.token.roles.map((r) => r.name.toLowerCase()),
-      expiresAt: body.token.expires_at,
-    };
-  }
+  const issueToken = (user: string, password: string, project: string) => issueTokenAt(authUrl, user, password, project);
 
   let client: KeystoneClient;
   let demo: IssuedToken;

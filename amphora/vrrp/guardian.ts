@@ -97,20 +97,21 @@ export class Guardian {
   }
 
   /** Makes it exit without resigning or touching the VIPs (another guardian watches the election now). */
-  async retire(): Promise<void> {
-    this.stopping = true;
-    const child = this.child;
-    if (!child) return;
-    if (child.stdin?.writable) child.stdin.end('X\n');
-    await this.exited;
+  retire(): Promise<void> {
+    return this.endInput('X\n');
   }
 
   /** Ends its input after telling it not to resign (the election has already done so). */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return this.endInput('B\n');
+  }
+
+  /** A last line, then end of input; resolves when it has exited. */
+  private async endInput(lastLine: string): Promise<void> {
     this.stopping = true;
     const child = this.child;
     if (!child) return;
-    if (child.stdin?.writable) child.stdin.end('B\n');
+    if (child.stdin?.writable) child.stdin.end(lastLine);
     await this.exited;
   }
 }

@@ -51,21 +51,28 @@ export interface MemberProcess {
   running(): boolean;
 }
 
-/** An HTTP server (answers its name, "ok" on /healthz) or a TCP server (answers "<name> <bytes>" to a line) in a namespace. */
-export async function startMember(ns: string, kind: 'http' | 'tcp', host: string, port: number, name: string): Promise<MemberProcess> {
-  const cmd = inNamespace(ns, process.execPath, ['-e', SERVER, kind, host, String(port), name]);
+/** A node script started in a namespace, once it has printed "ready". */
+export interface ReadyProcess {
+  readonly pid: number;
+  /** SIGKILL, and wait until it has exited. */
+  kill(): Promise<void>;
+  running(): boolean;
+}
+
+/** Runs `node -e script ...args` in `ns` and waits for its "ready" line; `label` names it when it exits first. */
+export async function startReadyScript(ns: string, script: string, args: string[], label: string): Promise<ReadyProcess> {
+  const cmd = inNamespace(ns, process.execPath, ['-e', script, ...args]);
   const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-    child.once('exit', (code, signal) => reject(new Error(`${kind} server ${name} in ${ns} exited (${code ?? signal}): ${err.trim()}`)));
+    child.once('exit', (code, signal) => reject(new Error(`${label} exited (${code ?? signal}): ${err.trim()}`)));
     child.once('error', reject);
   });
   const running = () => child.exitCode === null && child.signalCode === null;
   return {
-    name,
     pid: child.pid!,
     running,
     async kill() {
@@ -73,6 +80,12 @@ export async function startMember(ns: string, kind: 'http' | 'tcp', host: string
       await exited;
     },
   };
+}
+
+/** An HTTP server (answers its name, "ok" on /healthz) or a TCP server (answers "<name> <bytes>" to a line) in a namespace. */
+export async function startMember(ns: string, kind: 'http' | 'tcp', host: string, port: number, name: string): Promise<MemberProcess> {
+  const p = await startReadyScript(ns, SERVER, [kind, host, String(port), name], `${kind} server ${name} in ${ns}`);
+  return { name, pid: p.pid, running: () => p.running(), kill: () => p.kill() };
 }
 
 const CLIENT = `

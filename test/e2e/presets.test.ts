@@ -17,7 +17,7 @@
 //     (seeds' L4 DR) are covered by the direct-routing tests of the data plane, not here.
 // Addresses: 10.224.<n>.0/24 (n from this run's prefix); every namespace, veth and the bridge carry
 // the prefix testPrefix('p') and are removed in afterAll, then checked gone.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,7 @@ import { bridgeName, hasPrefix } from '../../driver/network/local/names.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { BoundedCleanup, waitFor, waitLoadBalancerActive } from '../helpers/wait.ts';
 import { IS_ROOT, testPrefix } from '../driver/local/netns-helpers.ts';
-import { plugHost, startClient, type ClientProcess } from './netns-hosts.ts';
+import { plugHost, startClient, startReadyScript, type ClientProcess, type ReadyProcess } from './netns-hosts.ts';
 import { makeRealServer } from '../dataplane/direct-routing-hosts.ts';
 
 const run = promisify(execFile);
@@ -113,32 +113,11 @@ u.on('message', (m) => { clearTimeout(t); console.log(m.toString()); process.exi
 u.send('ping', Number(port), host);
 `;
 
-interface Member {
-  running(): boolean;
-  kill(): Promise<void>;
-}
-
 let tlsPair: { key: string; cert: string };
 
-async function startMemberServer(name: MemberName): Promise<Member> {
+async function startMemberServer(name: MemberName): Promise<ReadyProcess> {
   const cfg = { name, host: HOSTS[name].address, tcp: TCP_PORTS, udp: UDP_PORTS, ...tlsPair };
-  const cmd = inNamespace(HOSTS[name].ns, process.execPath, ['-e', MEMBER, JSON.stringify(cfg)]);
-  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-    child.once('exit', (code, signal) => reject(new Error(`member ${name} exited (${code ?? signal}): ${err.trim()}`)));
-  });
-  const running = () => child.exitCode === null && child.signalCode === null;
-  return {
-    running,
-    async kill() {
-      if (running()) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return startReadyScript(HOSTS[name].ns, MEMBER, [JSON.stringify(cfg)], `member ${name}`);
 }
 
 async function udpExchange(ns: string, host: string, port: number): Promise<string> {
@@ -151,7 +130,7 @@ let api: TestApi | undefined;
 let client: Client;
 let stateDir: string;
 const clients = new Map<string, ClientProcess>();
-const members = new Map<MemberName, Member>();
+const members = new Map<MemberName, ReadyProcess>();
 
 function waitActive(id: string, timeoutMs = 60_000): Promise<void> {
   return waitLoadBalancerActive(client, id, timeoutMs, 200);

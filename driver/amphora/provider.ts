@@ -242,10 +242,17 @@ export class AmphoraProvider extends WorkerProvider {
     if (role !== 'MASTER') return role;
     const survivor = all.find((a) => a.id !== failed.id && a.role === 'BACKUP' && IN_SERVICE.includes(a.status));
     if (!survivor) return role;
-    const { db, log } = this.opts;
-    await db.tx((t) => db.models.amphora.update({ role: 'MASTER', vrrp_priority: 100, updated_at: nowSeconds() }, { where: { id: survivor.id }, transaction: t }));
-    log.info({ amphoraId: survivor.id, loadBalancerId: lb.id, failedAmphoraId: failed.id }, 'the BACKUP amphora becomes MASTER; the replacement joins as BACKUP');
+    await this.promoteToMaster(survivor);
+    this.opts.log.info({ amphoraId: survivor.id, loadBalancerId: lb.id, failedAmphoraId: failed.id }, 'the BACKUP amphora becomes MASTER; the replacement joins as BACKUP');
     return 'BACKUP';
+  }
+
+  /** The surviving BACKUP of an ACTIVE_STANDBY pair (it holds the VIP now) becomes MASTER; returns its row as updated. */
+  private async promoteToMaster(amphora: Row): Promise<Row> {
+    const { db } = this.opts;
+    const promoted = { role: 'MASTER', vrrp_priority: 100 };
+    await db.tx((t) => db.models.amphora.update({ ...promoted, updated_at: nowSeconds() }, { where: { id: amphora.id }, transaction: t }));
+    return { ...amphora, ...promoted };
   }
 
   /**
@@ -259,11 +266,7 @@ export class AmphoraProvider extends WorkerProvider {
       else await this.retire(amphora);
     }
     // ACTIVE_STANDBY with only the BACKUP alive: it holds the VIP now and becomes MASTER; the new one joins as BACKUP.
-    if (living.length === 1 && living[0]!.role === 'BACKUP' && this.roles(lb).includes('MASTER')) {
-      const { db } = this.opts;
-      await db.tx((t) => db.models.amphora.update({ role: 'MASTER', vrrp_priority: 100, updated_at: nowSeconds() }, { where: { id: living[0]!.id }, transaction: t }));
-      living[0] = { ...living[0]!, role: 'MASTER', vrrp_priority: 100 };
-    }
+    if (living.length === 1 && living[0]!.role === 'BACKUP' && this.roles(lb).includes('MASTER')) living[0] = await this.promoteToMaster(living[0]!);
     const missing = this.roles(lb).filter((role) => !living.some((a) => a.role === role));
     // Every boot ends before the operation does, even when one fails: none goes on behind the next operation.
     const booted = await Promise.allSettled(missing.map((role) => this.boot(lb, role, atEnd)));

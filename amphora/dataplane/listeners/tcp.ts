@@ -2,7 +2,7 @@ import type net from 'node:net';
 import type { Backend } from '../balancer/backend.ts';
 import type { Server } from '../balancer/server.ts';
 import { plainAddress } from '../net/address.ts';
-import { kernelRelay, stopReading, type RelayedBytes } from '../native/kernel-relay.ts';
+import { kernelRelay, stopReading, type KernelRelay, type RelayedBytes } from '../native/kernel-relay.ts';
 import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
 import { StreamFrontend, type Session } from './frontend.ts';
 import { connectToBackend } from './member-connect.ts';
@@ -33,6 +33,8 @@ class TcpSession implements Session {
    * this session uses the ordinary stream path.
    */
   private readBuffer: Buffer | null = null;
+  /** The kernel relay this session will hand its bytes to (plain members only), chosen once at connect. */
+  private relay: KernelRelay | null = null;
   /** Set while the kernel relay moves this session's bytes (native/kernel-relay.ts). */
   private relayId: number | null = null;
   /** Bytes the kernel relay moved, once it has finished with the session. */
@@ -80,7 +82,8 @@ class TcpSession implements Session {
     const req = { sourceAddress: plainAddress(client.remoteAddress), sourcePort: client.remotePort ?? 0 };
     // TLS member sockets read through their own TLS layer: the onread fast path is for plain TCP, and
     // unneeded when the kernel relay will move the bytes.
-    this.readBuffer = backend.tls === null && kernelRelay() === null ? readBuffers.take() : null;
+    this.relay = backend.tls === null ? kernelRelay() : null;
+    this.readBuffer = backend.tls === null && this.relay === null ? readBuffers.take() : null;
     // Bound methods rather than arrow functions: tsx (esbuild keepNames) renames every named closure it creates.
     const onread =
       this.readBuffer === null ? undefined : { buffer: this.nextReadBuffer.bind(this), callback: this.forwardFromMember.bind(this) };
@@ -123,7 +126,10 @@ class TcpSession implements Session {
     }
     for (const chunk of this.initial) member.write(chunk);
     this.initial = [];
-    if (backend.tls === null && this.relayThroughKernel(member)) return;
+    if (this.relay !== null) {
+      this.relayThroughKernel(member, this.relay);
+      return;
+    }
     client.pipe(member);
     if (this.readBuffer === null) {
       member.pipe(client);
@@ -158,13 +164,10 @@ class TcpSession implements Session {
 
   /**
    * Hands both sockets to the kernel relay once whatever Node already read or queued has gone through
-   * (Node may have read from either socket before reading could be stopped). False when there is no relay
-   * (the caller pipes the session itself).
+   * (Node may have read from either socket before reading could be stopped).
    */
-  private relayThroughKernel(member: net.Socket): boolean {
-    const relay = kernelRelay();
+  private relayThroughKernel(member: net.Socket, relay: KernelRelay): void {
     const { client } = this;
-    if (relay === null) return false;
     client.pause();
     member.pause();
     stopReading(client);
@@ -188,7 +191,6 @@ class TcpSession implements Session {
       client.setTimeout(0);
       member.setTimeout(0);
     });
-    return true;
   }
 
   /** Client bytes read and written, including those the kernel relay moved. */
@@ -202,7 +204,7 @@ class TcpSession implements Session {
 
   private relayedSoFar(): RelayedBytes | null {
     if (this.relayId === null) return this.relayed;
-    return kernelRelay()?.bytes(this.relayId) ?? this.relayed;
+    return this.relay?.bytes(this.relayId) ?? this.relayed;
   }
 
   drain(): void {
@@ -214,7 +216,7 @@ class TcpSession implements Session {
     this.closed = true;
     if (this.relayId !== null) {
       this.relayed = this.relayedSoFar();
-      kernelRelay()?.close(this.relayId);
+      this.relay?.close(this.relayId);
       this.relayId = null;
     }
     this.client.destroy();

@@ -3,6 +3,7 @@
 // a listener without them behaves exactly as Octavia's.
 import { errors } from './errors.ts';
 import { L4_PROTOCOL } from './protocols.ts';
+import { json } from './views.ts';
 import type { FieldType } from './schema/types.ts';
 import type { Row } from '../common/db/database.ts';
 import { formatPortIntervals, listenerIntervals, parsePortIntervals, type PortInterval } from '../common/listener-ports.ts';
@@ -10,9 +11,8 @@ import { formatPortIntervals, listenerIntervals, parsePortIntervals, type PortIn
 export const FORWARDING_METHODS = ['PROXY', 'DIRECT_ROUTING'] as const;
 /** Listener protocols that may carry additional ports (PROMETHEUS and SCTP serve one port). */
 const MULTI_PORT_PROTOCOLS = ['TCP', 'UDP', 'HTTP', 'HTTPS', 'TERMINATED_HTTPS'];
-/** Direct routing forwards packets, it never reads them: L4 protocols only. */
+/** Direct routing forwards packets, it never reads them: L4 protocols only (listeners and pools). */
 const DIRECT_ROUTING_PROTOCOLS = ['TCP', 'UDP'];
-const DIRECT_ROUTING_POOLS = ['TCP', 'UDP'];
 
 /** The field type of `additional_ports`: a string in appliance notation, stored normalised (no spaces). */
 export const portList: FieldType<string> = {
@@ -75,19 +75,18 @@ export function checkListenerExtensions(row: Row): void {
  * direct routing hands packets to members unchanged, so the pool must be TCP or UDP.
  */
 export function checkListenerPool(listener: Row, pool: Row): void {
+  const sp = json<Row | null>(pool.session_persistence, null);
   if (listener.also_udp) {
     if (pool.protocol !== 'TCP') throw errors.validation(`A listener with also_udp needs a TCP pool, not ${pool.protocol}.`);
-    const sp = typeof pool.session_persistence === 'string' && pool.session_persistence ? (JSON.parse(pool.session_persistence) as Row) : null;
     if (sp && sp.type !== 'SOURCE_IP') {
       throw errors.validation(`A listener with also_udp needs a pool with no session persistence or SOURCE_IP, not ${sp.type}.`);
     }
   }
   if (listener.forwarding_method === 'DIRECT_ROUTING') {
-    if (!DIRECT_ROUTING_POOLS.includes(pool.protocol)) {
+    if (!DIRECT_ROUTING_PROTOCOLS.includes(pool.protocol)) {
       throw errors.validation(`A listener with forwarding_method DIRECT_ROUTING needs a TCP or UDP pool, not ${pool.protocol}.`);
     }
     // Packets are forwarded without connection state: only the source address can keep a client on a member.
-    const sp = typeof pool.session_persistence === 'string' && pool.session_persistence ? (JSON.parse(pool.session_persistence) as Row) : null;
     if (sp && sp.type !== 'SOURCE_IP') {
       throw errors.validation(`A listener with forwarding_method DIRECT_ROUTING needs a pool with no session persistence or SOURCE_IP, not ${sp.type}.`);
     }

@@ -7,10 +7,12 @@
 // entry on each use without telling anybody, so a client that keeps its member longer than that
 // without being re-learned is not re-sent (documented in amphora/README.md).
 
+import { STICK_TABLE_CAPACITY } from '../dataplane/balancer/stick-table.ts';
+
 export type PersistenceEntry = [poolId: string, key: string, serverId: string];
 
-/** Entries kept per pool at most (the data plane's stick tables hold 10 000). */
-const CAPACITY_PER_POOL = 10_000;
+/** Entries kept per pool at most: as many as the data plane's stick tables hold. */
+const CAPACITY_PER_POOL = STICK_TABLE_CAPACITY;
 
 export class PersistenceJournal {
   private readonly pools = new Map<string, Map<string, { serverId: string; at: number }>>();
@@ -45,11 +47,5 @@ export class PersistenceJournal {
       }
     }
     return out;
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const table of this.pools.values()) n += table.size;
-    return n;
   }
 }

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AmphoraConfig, Vrrp } from '../../common/amphora-config/index.ts';
 import type { Logger } from '../../common/logging.ts';
 import type { VrrpReport } from '../../common/messages.ts';
+import { APP_COOKIE_TTL_MS } from '../dataplane/balancer/persistence.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { PersistenceJournal } from './persistence-journal.ts';
 import { SyncReceiver, SyncSender } from './persistence-sync.ts';
@@ -286,7 +287,7 @@ function persistenceTtl(config: AmphoraConfig | null, poolId: string): number | 
     case 'SOURCE_IP':
       return sp.timeout;
     case 'APP_COOKIE':
-      return 3_600_000;
+      return APP_COOKIE_TTL_MS;
     case 'LAST_SUCCESSFUL':
       return Number.POSITIVE_INFINITY;
     default:

@@ -2,7 +2,6 @@
 // startVrrp(config, options) wires the state machine to UDP adverts, the VIPs, the health checks and
 // the guardian. See INTEGRATION.md.
 import { EventEmitter } from 'node:events';
-import { isIPv6 } from 'node:net';
 import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import { createLogger } from '../../common/logging.ts';
@@ -12,7 +11,7 @@ import { GuardianSlot, type GuardianOptions } from './guardian.ts';
 import { interfaceHealth } from './health.ts';
 import { authKeyBytes, newEpoch, type RejectReason } from './packet.ts';
 import { UdpTransport } from './transport.ts';
-import { IpVips, type VipOperations } from './vip.ts';
+import { IpVips, prefixOf, type VipOperations } from './vip.ts';
 
 export { VrrpConfigSchema, DEFAULT_VRRP_PORT, type VrrpConfig, type VrrpConfigInput } from './config.ts';
 export type { HealthResult, StateChange, VrrpState } from './election.ts';
@@ -59,7 +58,7 @@ const IN_PLACE = ['peers', 'priority', 'preempt', 'advertIntervalMs', 'deadInter
 function guardianOptions(config: VrrpConfig): GuardianOptions {
   return {
     device: config.interface,
-    vips: config.vips.map((v) => (isIPv6(v) ? `${v}/128` : `${v}/32`)),
+    vips: config.vips.map(prefixOf),
     peers: config.peers,
     port: config.port,
     // Below the peer's master-down interval: a hung election resigns before the peer takes over on its own.

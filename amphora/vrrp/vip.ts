@@ -63,7 +63,8 @@ export class IpBatch {
   }
 }
 
-const prefixOf = (vip: string) => (isIPv6(vip) ? `${vip}/128` : `${vip}/32`);
+/** The VIP as it is configured: a host route (/32 or /128). */
+export const prefixOf = (vip: string) => (isIPv6(vip) ? `${vip}/128` : `${vip}/32`);
 
 /**
  * The VIPs on `device`. The announcement relies on the kernel: with arp_notify (IPv4) and

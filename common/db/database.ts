@@ -91,9 +91,7 @@ export class Database {
 
   /** Inserts one row (its own columns; the others take their defaults), as run() does. */
   async insert(table: TableName, row: Row, t?: Transaction): Promise<void> {
-    const columns = Object.keys(row);
-    const sql = `INSERT INTO \`${table}\` (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`;
-    await this.run(sql, columns.map((c) => row[c]), t);
+    await this.insertRow(table, row, '', t);
   }
 
   /**
@@ -102,10 +100,14 @@ export class Database {
    * followed by an insert does (two such transactions on keys in the same gap deadlock).
    */
   async insertIfAbsent(table: TableName, row: Row, t?: Transaction): Promise<void> {
+    const first = `\`${Object.keys(row)[0]}\``;
+    await this.insertRow(table, row, this.dialect === 'mysql' ? ` ON DUPLICATE KEY UPDATE ${first} = ${first}` : ' ON CONFLICT DO NOTHING', t);
+  }
+
+  /** INSERT of the row's own columns, with `suffix` after the values. */
+  private async insertRow(table: TableName, row: Row, suffix: string, t?: Transaction): Promise<void> {
     const columns = Object.keys(row);
-    const first = `\`${columns[0]}\``;
-    const onConflict = this.dialect === 'mysql' ? ` ON DUPLICATE KEY UPDATE ${first} = ${first}` : ' ON CONFLICT DO NOTHING';
-    const sql = `INSERT INTO \`${table}\` (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})${onConflict}`;
+    const sql = `INSERT INTO \`${table}\` (${columns.map((c) => `\`${c}\``).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})${suffix}`;
     await this.run(sql, columns.map((c) => row[c]), t);
   }
 

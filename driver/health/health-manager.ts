@@ -307,7 +307,8 @@ export class HealthManager {
       if (changes.refreshHealth && h.vrrp?.state !== 'FAULT') await refreshHealth(this.db, h.id, at, t);
       // No election report (SINGLE, or the configuration dropped the section): null, "not reported".
       const holds = h.vrrp ? h.vrrp.holdsVip : null;
-      if ((amp!.vip_holder ?? null) !== null ? Boolean(amp!.vip_holder) !== holds : holds !== null) await recordVipHolder(this.db, h.id, holds, t);
+      const stored = amp!.vip_holder == null ? null : Boolean(amp!.vip_holder);
+      if (stored !== holds) await recordVipHolder(this.db, h.id, holds, t);
       return { changes, loadBalancerId: lbId, expected: state.snapshot.listeners.filter((l) => l.enabled).length };
     });
   }

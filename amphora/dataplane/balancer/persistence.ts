@@ -13,7 +13,7 @@ export interface PersistenceRequest {
 /** A learned (key → server) entry, shared with the other workers so that persistence holds across them. */
 export type LearnListener = (key: string, serverId: string) => void;
 
-const APP_COOKIE_TTL_MS = 3_600_000;
+export const APP_COOKIE_TTL_MS = 3_600_000;
 
 export interface Persistence {
   readonly type: SessionPersistence['type'];

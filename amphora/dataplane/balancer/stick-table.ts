@@ -2,12 +2,15 @@
  * A bounded key → server table whose entries expire after `ttlMs` without use (HAProxy `stick-table ...
  * expire`). Map insertion order doubles as recency order, so the oldest entry goes first when full.
  */
+/** Entries a stick table holds before the oldest goes (per pool). */
+export const STICK_TABLE_CAPACITY = 10_000;
+
 export class StickTable {
   private readonly entries = new Map<string, { serverId: string; expiresAt: number }>();
 
   constructor(
     private ttlMs: number,
-    private readonly capacity = 10_000,
+    private readonly capacity = STICK_TABLE_CAPACITY,
     private readonly now: () => number = Date.now,
   ) {}
 

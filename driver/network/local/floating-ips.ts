@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { promisify } from 'node:util';
-import { parseCidr } from '../../../api/schema/types.ts';
+import { formatIp, parseCidr } from '../../../api/schema/types.ts';
 import {
   addAddress, announceAddresses, createNamespace, createVeth, deleteAddress, deleteLink, deleteNamespace, ensureBridge, inNamespace, listAddresses, namespaceExists,
 } from './ip.ts';
@@ -57,7 +57,7 @@ export class LocalFloatingIps {
     this.routerNamespace = `${opts.prefix}-router`;
     this.externalBridge = `${opts.prefix}-xbr`;
     this.externalPrefixLength = cidr.prefix;
-    this.routerAddress = opts.routerAddress ?? intToIp(Number(cidr.network) + 1);
+    this.routerAddress = opts.routerAddress ?? formatIp(4, cidr.network + 1n);
     for (const name of [this.externalBridge, this.hostEnd('rqg'), this.hostEnd('rqr')]) {
       if (name.length > MAX_INTERFACE_NAME) throw new Error(`interface name ${name} is too long`);
     }
@@ -159,8 +159,4 @@ export class LocalFloatingIps {
       child.stdin!.end(ruleset);
     });
   }
-}
-
-function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
 }

@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Backend } from '../balancer/backend.ts';
 import type { Server } from '../balancer/server.ts';
 import { plainAddress } from '../net/address.ts';
+import { whenFlushed } from '../net/flushed.ts';
 import { kernelRelay, stopReading, type KernelRelay, type RelayedBytes } from '../native/kernel-relay.ts';
 import { proxyV1Header, proxyV2Header } from '../proxy-protocol.ts';
 import { StreamFrontend, type Session } from './frontend.ts';
@@ -175,7 +176,7 @@ class TcpSession implements Session {
     forwardBuffered(client, member);
     forwardBuffered(member, client);
     const timeouts = this.frontend.config.timeouts;
-    whenWritten([client, member], () => {
+    whenFlushed([client, member], () => {
       if (this.closed) return;
       const id = relay.add(client, member, timeouts.clientData, timeouts.memberData, (bytes) => {
         this.relayId = null;
@@ -239,12 +240,4 @@ function forwardBuffered(from: net.Socket, to: net.Socket): void {
   if (from.readableLength === 0) return;
   const data = from.read() as Buffer | null;
   if (data !== null) to.write(data);
-}
-
-/** Calls `done` once every socket has handed its queued writes to the kernel. */
-function whenWritten(sockets: net.Socket[], done: () => void): void {
-  const waiting = sockets.filter((s) => s.writableLength > 0);
-  if (waiting.length === 0) return done();
-  let left = waiting.length;
-  for (const s of waiting) s.once('drain', () => --left === 0 && done());
 }

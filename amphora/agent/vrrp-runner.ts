@@ -86,6 +86,12 @@ export class VrrpRunner {
       this.journal.record(poolId, key, serverId);
       for (const sender of this.senders) sender.send([poolId, key, serverId]);
     });
+    // FAULT at once (the VIP goes to the peer); the election's next check brings it back once serving.
+    opts.dataPlane.onStoppedServing((reason) => {
+      if (!this.election) return;
+      this.log.error({ reason }, 'vrrp: the data plane stopped serving; the election goes FAULT now');
+      this.election.fail(reason);
+    });
   }
 
   /** The heartbeat's `vrrp` field; undefined when the running configuration has no election. */
@@ -170,7 +176,7 @@ export class VrrpRunner {
     try {
       const election = await this.opts.startElection(settings, {
         log: this.opts.log,
-        healthCheck: () => (this.opts.dataPlane.config ? { ok: true } : { ok: false, reason: 'the data plane runs no configuration' }),
+        healthCheck: () => this.opts.dataPlane.serving(),
       });
       this.election = election;
       this.settings = settings;

@@ -25,7 +25,22 @@ export interface DataPlane {
   onPersistenceLearned(listener: StickListener): void;
   /** Entries learned elsewhere (the peer amphora): applied in every worker, as if learned here. */
   importPersistence(poolId: string, key: string, serverId: string): void;
+  /** Whether it serves now: a configuration runs, and (one worker per core) at least one worker runs it. */
+  serving(): ServingState;
+  /**
+   * Called the moment it stops serving its configuration without being told to (every worker died),
+   * so that an ACTIVE_STANDBY election can hand the VIP over at once, not at its next health check.
+   */
+  onStoppedServing(listener: (reason: string) => void): void;
 }
+
+export interface ServingState {
+  ok: boolean;
+  /** Why not, when not. */
+  reason?: string;
+}
+
+export const NO_CONFIGURATION: ServingState = { ok: false, reason: 'the data plane runs no configuration' };
 
 /** Validation shared by every data plane: schema, semantics, and the controller's version order. */
 export function validateForApply(input: unknown, running: AmphoraConfig | null): AmphoraConfig {
@@ -117,6 +132,13 @@ export class LocalDataPlane implements DataPlane {
   onPersistenceLearned(listener: StickListener): void {
     this.learnListeners.push(listener);
   }
+
+  serving(): ServingState {
+    return this.engine.currentConfig ? { ok: true } : NO_CONFIGURATION;
+  }
+
+  /** In-process: it cannot stop serving while its host lives, so the listener is never called. */
+  onStoppedServing(_listener: (reason: string) => void): void {}
 
   importPersistence(poolId: string, key: string, serverId: string): void {
     this.engine.importStick(poolId, key, serverId);

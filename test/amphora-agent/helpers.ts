@@ -160,6 +160,14 @@ export class RecordingDataPlane implements DataPlane {
   importPersistence(poolId: string, key: string, serverId: string): void {
     this.inner.importPersistence(poolId, key, serverId);
   }
+
+  serving(): ReturnType<DataPlane['serving']> {
+    return this.inner.serving();
+  }
+
+  onStoppedServing(listener: Parameters<DataPlane['onStoppedServing']>[0]): void {
+    this.inner.onStoppedServing(listener);
+  }
 }
 
 /** The test's controller: answers config fetches with `current` and records heartbeats. */

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AmphoraConfigError, type AmphoraConfig } from '../../../common/amphora-config/index.ts';
 import { diffConfigs, type ConfigDiff } from '../config/diff.ts';
-import { validateForApply, type DataPlane } from '../dataplane.ts';
+import { NO_CONFIGURATION, validateForApply, type DataPlane, type ServingState } from '../dataplane.ts';
 import { DirectRouting } from '../directrouting/controller.ts';
 import { HealthSupervisor, type HealthReport } from '../health/supervisor.ts';
 import type { Logger } from '../log.ts';
@@ -26,6 +26,8 @@ interface Slot {
   index: number;
   worker: Worker;
   ready: Promise<void>;
+  /** Up and running the current configuration (false from its death until its replacement runs it). */
+  serving: boolean;
 }
 
 /**
@@ -45,6 +47,7 @@ export class ClusterDataPlane implements DataPlane {
   private stopping = false;
   private applying: Promise<unknown> = Promise.resolve();
   private readonly learnListeners: StickListener[] = [];
+  private readonly stoppedServingListeners: ((reason: string) => void)[] = [];
 
   constructor(private readonly options: ClusterOptions) {
     this.directRouting = new DirectRouting({ log: options.log });
@@ -65,6 +68,7 @@ export class ClusterDataPlane implements DataPlane {
     const starting: Promise<void>[] = [];
     for (let i = 0; i < this.options.workers; i++) starting.push(this.spawn(i));
     await Promise.all(starting);
+    for (const slot of this.slots) slot.serving = true;
   }
 
   private spawn(index: number): Promise<void> {
@@ -77,7 +81,7 @@ export class ClusterDataPlane implements DataPlane {
     });
     let markReady: () => void = () => {};
     const ready = new Promise<void>((resolve) => (markReady = resolve));
-    const slot: Slot = { index, worker, ready };
+    const slot: Slot = { index, worker, ready, serving: false };
     this.slots[index] = slot;
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'ready') markReady();
@@ -86,6 +90,11 @@ export class ClusterDataPlane implements DataPlane {
     worker.on('exit', (code, signal) => {
       if (this.stopping || this.slots[index] !== slot) return;
       this.options.log.error({ worker: index, code, signal }, 'worker died; restarting it');
+      const wasServing = this.slots.some((s) => s.serving);
+      slot.serving = false;
+      if (wasServing && this.running !== null && !this.slots.some((s) => s.serving)) {
+        for (const listener of this.stoppedServingListeners) listener('every data plane worker died');
+      }
       for (const [key, resolve] of this.waiters) {
         if (key.startsWith(`${worker.id}:`)) resolve({ type: 'prepared', seq: -1, error: 'worker died' });
       }
@@ -106,6 +115,7 @@ export class ClusterDataPlane implements DataPlane {
       await this.request(slot, { type: 'commit', seq }, 'committed');
       slot.worker.send({ type: 'health', reports: this.health.reports() } satisfies ToWorker);
     }
+    slot.serving = true;
   }
 
   private onMessage(slot: Slot, message: FromWorker): void {
@@ -207,6 +217,15 @@ export class ClusterDataPlane implements DataPlane {
 
   importPersistence(poolId: string, key: string, serverId: string): void {
     this.broadcast({ type: 'stick', poolId, key, serverId });
+  }
+
+  serving(): ServingState {
+    if (this.running === null) return NO_CONFIGURATION;
+    return this.slots.some((s) => s.serving) ? { ok: true } : { ok: false, reason: 'no data plane worker is running (they are being restarted)' };
+  }
+
+  onStoppedServing(listener: (reason: string) => void): void {
+    this.stoppedServingListeners.push(listener);
   }
 
   healthReports(): HealthReport[] {

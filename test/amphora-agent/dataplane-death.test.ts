@@ -1,0 +1,68 @@
+// An amphora whose data plane workers all die hands the VIP over at once: the agent's election is
+// told the moment the last worker exits (not at its next health check), its health check says so
+// until a worker runs the configuration again, and one worker dying of two changes nothing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../dataplane/helpers.ts';
+import { waitFor } from './helpers.ts';
+
+const CHILD = fileURLToPath(new URL('./cluster-serving-child.ts', import.meta.url));
+
+interface Line {
+  event: string;
+  ok?: boolean;
+  reason?: string;
+  workers?: number[];
+}
+
+let child: ChildProcess | undefined;
+afterEach(() => {
+  child?.kill('SIGKILL');
+  child = undefined;
+});
+
+async function startChild(): Promise<{ lines: Line[]; check: () => Promise<Line> }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, String(await freePort())], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child = proc;
+  const lines: Line[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Line));
+  await waitFor('the child ready', () => lines.some((l) => l.event === 'ready'), 30_000);
+  const check = async () => {
+    const before = lines.length;
+    proc.stdin!.write('check\n');
+    await waitFor('a health line', () => lines.slice(before).some((l) => l.event === 'health'), 5000);
+    return lines.slice(before).find((l) => l.event === 'health')!;
+  };
+  return { lines, check };
+}
+
+describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)', () => {
+  it('one worker dying changes nothing; every worker dead: FAULT at once, unhealthy until one runs the configuration again', async () => {
+    const { lines, check } = await startChild();
+    const first = await check();
+    expect(first.ok).toBe(true);
+    expect(first.workers).toHaveLength(2);
+    const [one] = first.workers!;
+
+    process.kill(one!, 'SIGKILL');
+    await waitFor('the worker gone', async () => !(await check()).workers!.includes(one!), 5000);
+    expect((await check()).ok).toBe(true);
+    expect(lines.filter((l) => l.event === 'fail')).toEqual([]);
+
+    // Both die (the first one back first): the election is told at once.
+    await waitFor('the first worker back', async () => (await check()).workers!.length === 2, 15_000);
+    const both = (await check()).workers!;
+    for (const pid of both) process.kill(pid, 'SIGKILL');
+    await waitFor('the election told', () => lines.some((l) => l.event === 'fail'), 5000);
+    expect(lines.filter((l) => l.event === 'fail')).toEqual([{ event: 'fail', reason: 'every data plane worker died' }]);
+    // Restarts wait 500 ms: the health check says why meanwhile.
+    expect(await check()).toMatchObject({ ok: false, reason: expect.stringMatching(/no data plane worker is running/) });
+
+    // Restarted and given the configuration again: healthy (the election's next check leaves FAULT).
+    await waitFor('healthy again', async () => (await check()).ok === true, 15_000);
+    expect((await check()).workers).toHaveLength(2);
+    expect(lines.filter((l) => l.event === 'fail')).toHaveLength(1);
+  }, 60_000);
+});

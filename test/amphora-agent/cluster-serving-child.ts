@@ -3,7 +3,8 @@
 // VrrpRunner whose election is a stand-in. Prints one JSON line per event:
 //   {"event":"ready","workers":[pid,...]}   then, on each "check" line read from stdin,
 //   {"event":"health","ok":...,"reason":...,"workers":[pid,...]}
-//   {"event":"fail","reason":...}           whenever the runner tells the election its health failed.
+//   {"event":"fail","reason":...}           whenever the runner tells the election its health failed;
+//   on each "snapshot" line, {"event":"snapshot","configVersion":N} once the data plane's snapshot answers.
 import cluster from 'node:cluster';
 import { createInterface } from 'node:readline';
 import { parseAmphoraConfig, type AmphoraConfigInput } from '../../common/amphora-config/index.ts';
@@ -45,6 +46,7 @@ say({ event: 'ready', workers: livePids() });
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'check') say({ event: 'health', ...healthCheck(), workers: livePids() });
+  if (line === 'snapshot') void dataPlane.snapshot().then((snap) => say({ event: 'snapshot', configVersion: snap.configVersion }));
 }
 await runner.stop();
 await dataPlane.stop(0);

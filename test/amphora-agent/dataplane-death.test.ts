@@ -1,6 +1,7 @@
 // An amphora whose data plane workers all die hands the VIP over at once: the agent's election is
 // told the moment the last worker exits (not at its next health check), its health check says so
-// until a worker runs the configuration again, and one worker dying of two changes nothing.
+// until a worker runs the configuration again, and one worker dying of two changes nothing (nor
+// waits the data plane's snapshots, which heartbeats are made of, for the dead one).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ const CHILD = fileURLToPath(new URL('./cluster-serving-child.ts', import.meta.ur
 
 interface Line {
   event: string;
+  configVersion?: number;
   ok?: boolean;
   reason?: string;
   workers?: number[];
@@ -50,6 +52,11 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
     await waitFor('the worker gone', async () => !(await check()).workers!.includes(one!), 5000);
     expect((await check()).ok).toBe(true);
     expect(lines.filter((l) => l.event === 'fail')).toEqual([]);
+    // Heartbeats take snapshots: the dead worker is not waited for (its reply timeout is 30 s).
+    const before = lines.length;
+    child!.stdin!.write('snapshot\n');
+    await waitFor('a snapshot without the dead worker', () => lines.slice(before).some((l) => l.event === 'snapshot'), 5000);
+    expect(lines.slice(before).find((l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 1 });
 
     // Both die (the first one back first): the election is told at once.
     await waitFor('the first worker back', async () => (await check()).workers!.length === 2, 15_000);

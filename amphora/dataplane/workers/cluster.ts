@@ -155,6 +155,8 @@ export class ClusterDataPlane implements DataPlane {
 
   private request(slot: Slot, message: ToWorker & { seq: number }, replyType: FromWorker['type']): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
+      // A dead worker would never answer: say so now rather than after the reply timeout.
+      if (!slot.worker.isConnected()) return reject(new Error(`worker ${slot.index} is not running`));
       const key = `${slot.worker.id}:${replyType}:${message.seq}`;
       const timer = setTimeout(() => {
         this.waiters.delete(key);
@@ -207,7 +209,9 @@ export class ClusterDataPlane implements DataPlane {
 
   async snapshot(): Promise<DataPlaneSnapshot> {
     const seq = ++this.seq;
-    const replies = await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
+    // The living workers' (a dead one's counters died with it): a heartbeat must not wait for a restart.
+    const living = this.slots.filter((slot) => slot.worker.isConnected());
+    const replies = await Promise.all(living.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
     return this.directRouting.addTo(mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : []))));
   }
 

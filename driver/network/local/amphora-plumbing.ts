@@ -12,7 +12,7 @@
 // management address, and gets the port's MAC and address added when it is claimed (assignVip).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { formatIp, ipToBigInt } from '../../../api/schema/types.ts';
+import { formatIp, ipToBigInt } from '../../../common/ip-address.ts';
 import {
   addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute, setMac,
 } from './ip.ts';

@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { isIPv4 } from 'node:net';
 import { promisify } from 'node:util';
-import { formatIp, parseCidr } from '../../../api/schema/types.ts';
+import { formatIp, parseCidr } from '../../../common/ip-address.ts';
 import {
   addAddress, announceAddresses, createNamespace, createVeth, deleteAddress, deleteLink, deleteNamespace, ensureBridge, inNamespace, listAddresses, namespaceExists,
 } from './ip.ts';

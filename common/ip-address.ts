@@ -19,7 +19,8 @@ export function ipToBigInt(address: string): { version: 4 | 6; value: bigint } |
     if (v4) {
       const n = ipToBigInt(v4[1]!)!.value;
       tail = [(n >> 16n) & 0xffffn, n & 0xffffn];
-      text = text.slice(0, -v4[1]!.length).replace(/:$/, ':0').replace(/::0$/, '::');
+      // Drop the tail and its separating ':', but keep a '::' (as in ::ffff:10.0.0.1).
+      text = text.slice(0, -v4[1]!.length);
       if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
     }
     const [head, rest] = text.includes('::') ? text.split('::') : [text, undefined];

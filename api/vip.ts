@@ -3,7 +3,7 @@
 // its subnet chosen (the one holding vip_address, else the first, preferring IPv4).
 import type { Services } from './services.ts';
 import { errors } from './errors.ts';
-import { ipVersion, parseCidr, ipToBigInt } from './schema/types.ts';
+import { ipVersion, parseCidr, ipToBigInt } from '../common/ip-address.ts';
 import type { Body } from './schema/object.ts';
 
 export interface ResolvedVip {

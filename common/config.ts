@@ -8,6 +8,18 @@ import { certificatesSection } from './certificates/config.ts';
 
 const providers = z.record(z.string(), z.string());
 
+/** The ACTIVE_STANDBY election settings the controller gives every amphora pair (the `vrrp` section). */
+export const vrrpSettingsSchema = z
+  .object({
+    advertIntervalMs: z.number().int().min(50).max(60_000).default(1000).describe("ACTIVE_STANDBY: time between the election's adverts (Octavia's vrrp_advert_int, 1 s); the BACKUP takes over after about three missed ones."),
+    preempt: z.boolean().default(false).describe('Whether a recovered higher-priority amphora takes the VIP back from the running MASTER (off: connections are cut once, not twice).'),
+    syncPort: z.number().int().min(1).max(65535).default(1114).describe("TCP port on each amphora's own address where the BACKUP receives the MASTER's persistence entries (extension)."),
+  })
+  .prefault({})
+  .describe('The ACTIVE_STANDBY election that the amphora agents run (amphora/vrrp).');
+
+export type VrrpSettings = z.infer<typeof vrrpSettingsSchema>;
+
 export const configSchema = z
   .object({
     api: z
@@ -207,14 +219,7 @@ export const configSchema = z
         amqp: transportOptionsSchema.describe('RabbitMQ transport options (used when kind is amqp).'),
       })
       .prefault({}),
-    vrrp: z
-      .object({
-        advertIntervalMs: z.number().int().min(50).max(60_000).default(1000).describe("ACTIVE_STANDBY: time between the election's adverts (Octavia's vrrp_advert_int, 1 s); the BACKUP takes over after about three missed ones."),
-        preempt: z.boolean().default(false).describe('Whether a recovered higher-priority amphora takes the VIP back from the running MASTER (off: connections are cut once, not twice).'),
-        syncPort: z.number().int().min(1).max(65535).default(1114).describe("TCP port on each amphora's own address where the BACKUP receives the MASTER's persistence entries (extension)."),
-      })
-      .prefault({})
-      .describe('The ACTIVE_STANDBY election that the amphora agents run (amphora/vrrp).'),
+    vrrp: vrrpSettingsSchema,
     healthManager: z
       .object({
         heartbeatIntervalMs: z.number().int().min(10).default(10_000).describe("Time between an amphora's heartbeats (Octavia's heartbeat_interval)."),

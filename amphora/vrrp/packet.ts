@@ -11,7 +11,8 @@
 //  28  sender              16 bytes (the sender's address, IPv4-mapped for IPv4; must match the UDP source)
 //  44  hmac                32 bytes
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { formatIp, ipToBigInt } from '../../common/ip-address.ts';
 
 export const ADVERT_BYTES = 76;
 const SIGNED_BYTES = 44;
@@ -37,68 +38,28 @@ export function newEpoch(nowMs = Date.now()): bigint {
   return (BigInt(nowMs) << 16n) | BigInt(randomInt(0, 65536));
 }
 
+/** IPv4 addresses travel IPv4-mapped (::ffff:a.b.c.d) so that both families fit the 16-byte sender field. */
+const V4_MAPPED_PREFIX = 0xffffn << 32n;
+
 export function addressBytes(address: string): Buffer {
-  if (isIPv4(address)) {
-    const b = Buffer.alloc(16);
-    b.writeUInt16BE(0xffff, 10);
-    address.split('.').forEach((o, i) => (b[12 + i] = Number(o)));
-    return b;
-  }
-  if (!isIPv6(address)) throw new Error(`not an IP address: ${address}`);
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const groups = (s: string | undefined) => (s ? s.split(':') : []);
-  let h = groups(head);
-  let t = groups(tail);
-  // An embedded IPv4 tail (::ffff:10.0.0.1) becomes two groups.
-  const fixV4 = (g: string[]) => {
-    const last = g[g.length - 1];
-    if (last && isIPv4(last)) {
-      const o = last.split('.').map(Number);
-      g.splice(g.length - 1, 1, ((o[0] << 8) | o[1]).toString(16), ((o[2] << 8) | o[3]).toString(16));
-    }
-    return g;
-  };
-  if (tail === undefined) h = fixV4(h);
-  else t = fixV4(t);
-  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const ip = ipToBigInt(address);
+  if (!ip) throw new Error(`not an IP address: ${address}`);
+  const value = ip.version === 4 ? V4_MAPPED_PREFIX | ip.value : ip.value;
   const b = Buffer.alloc(16);
-  all.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  b.writeBigUInt64BE(value >> 64n, 0);
+  b.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
   return b;
 }
 
 function bytesToAddress(b: Buffer): string {
-  const mapped = b.subarray(0, 10).every((x) => x === 0) && b.readUInt16BE(10) === 0xffff;
-  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
-  return canonicalIPv6(groups.join(':'));
+  const value = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
+  if (value >> 32n === 0xffffn) return formatIp(4, value & 0xffff_ffffn);
+  return formatIp(6, value);
 }
 
 /** The canonical text of an address (as Node reports UDP sources), so that the sender field compares equal. */
 export function canonicalAddress(address: string): string {
   return isIPv4(address) ? address : bytesToAddress(addressBytes(address));
-}
-
-function canonicalIPv6(full: string): string {
-  // Longest run of zero groups (at least two) becomes "::" (RFC 5952).
-  const groups = full.split(':');
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return groups.join(':');
-  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }
 
 /** Orders two addresses numerically (IPv4 sorts below IPv6): negative, 0 or positive. */

@@ -2,6 +2,7 @@
 import type Router from '@koa/router';
 import type { Transaction } from 'sequelize';
 import type { Row } from '../../common/db/database.ts';
+import { normalizeCidr, parseCidr } from '../../common/ip-address.ts';
 import { enforce, isAllowed } from '../access.ts';
 import { baseColumns, col, findOr404, listResource, showResource, type ResourceSpec } from '../collection.ts';
 import { errors } from '../errors.ts';
@@ -10,7 +11,7 @@ import {
   checkAlpnProtocols, checkCiphers, checkInsertHeaders, checkPoolProtocol, checkTlsVersions, LISTENER_PROTOCOLS, LVS_PROTOCOLS,
 } from '../protocols.ts';
 import { parseRequest, type Body, type Schema } from '../schema/object.ts';
-import { alpnProtocol, boolean, cidr, dict, enumOf, integer, list, normalizeCidr, parseCidr, string, uuid } from '../schema/types.ts';
+import { alpnProtocol, boolean, cidr, dict, enumOf, integer, list, string, uuid } from '../schema/types.ts';
 import type { Ctx, Services } from '../services.ts';
 import { json, listenerViews } from '../views.ts';
 import { vipVersions } from '../vip.ts';

@@ -2,6 +2,7 @@
 // acknowledges at once. `agent` renders the document, records it as the amphora's configuration
 // (what the amphora fetches when it starts or reconnects), pushes it over the transport and waits
 // for the amphora's acknowledgement of that version.
+import { vrrpSettingsSchema, type VrrpSettings } from '../../common/config.ts';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
 import type { ConfigFetch, ConfigPush } from '../../common/messages.ts';
@@ -37,14 +38,8 @@ const IN_SERVICE = ['BOOTING', 'ALLOCATED'];
 /** Recorded documents holding TLS material (private keys) are sealed at rest: this prefix marks them. */
 const SEALED = 'sealed:';
 
-/** The election settings every ACTIVE_STANDBY amphora gets (the `vrrp` section of the configuration). */
-export interface VrrpSettings {
-  advertIntervalMs: number;
-  preempt: boolean;
-  syncPort: number;
-}
-
-export const DEFAULT_VRRP_SETTINGS: VrrpSettings = { advertIntervalMs: 1000, preempt: false, syncPort: 1114 };
+/** The `vrrp` section's defaults, for a delivery built without a configuration. */
+export const DEFAULT_VRRP_SETTINGS: VrrpSettings = vrrpSettingsSchema.parse({});
 
 export class AgentConfigDelivery implements ConfigDelivery {
   /** Seals recorded documents that carry private keys (AES-256-GCM, a key derived from the master key). */

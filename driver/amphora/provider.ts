@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Op, type Transaction } from 'sequelize';
 import type { Database, Row } from '../../common/db/database.ts';
 import type { Logger } from '../../common/logging.ts';
-import { ipVersion } from '../../api/schema/types.ts';
+import { ipVersion } from '../../common/ip-address.ts';
 import { toCapabilities, validateMetadata } from '../capabilities.ts';
 import { nowSeconds } from '../controller/completion.ts';
 import type { WorkerRequest } from '../controller/worker.ts';

@@ -24,7 +24,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Transaction } from 'sequelize';
 import { ApiError, errors } from '../../api/errors.ts';
-import { ipToBigInt } from '../../api/schema/types.ts';
+import { ipToBigInt } from '../../common/ip-address.ts';
 import type { Logger } from '../../common/logging.ts';
 import { OpenStackError, ServiceClient, type ServiceCredentials } from '../openstack/client.ts';
 import { neutronApi, type NeutronApi, type NeutronPort, type NeutronRule, type NeutronSecurityGroup, type NeutronSubnet, type RuleSpec } from './neutron-api.ts';

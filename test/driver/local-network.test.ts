@@ -3,14 +3,16 @@
 // routes are never touched), two "amphora" namespaces and a client namespace hang off it with
 // veths, on the test-only subnet 10.213.7.0/24. Everything is named with a prefix of this run
 // and removed in afterAll, and the test checks nothing of it is left.
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../api/errors.ts';
 import type { Database } from '../../common/db/database.ts';
 import { cleanupLocalNetwork } from '../../driver/network/local/cleanup.ts';
 import {
-  addAddress, createNamespace, createVeth, defaultGateway, deleteAddress, deleteLink, deleteNamespace, ensureBridge, ip,
-  IpCommandError, listAddresses, listLinks, listNamespaces, namespaceExists, setDefaultRoute,
+  addAddress, createNamespace, createVeth, defaultGateway, deleteAddress, deleteLink, deleteNamespace, ensureBridge, inNamespace, ip,
+  IpCommandError, listAddresses, listLinks, listNamespaces, namespaceExists, setDefaultRoute, setSysctl,
 } from '../../driver/network/local/ip.ts';
 import { LocalNetworkDriver } from '../../driver/network/local/local-network-driver.ts';
 import { AMPHORA_INTERFACE, bridgeName, hasPrefix, hostVethName, macFor, namespaceName } from '../../driver/network/local/names.ts';
@@ -136,6 +138,21 @@ describe.skipIf(!IS_ROOT)('local network plumbing (root)', () => {
     expect(await defaultGateway({ netns: ns })).toBe('10.213.7.1');
     // The host sees none of it.
     expect((await listLinks()).filter((l) => hasPrefix(prefix, l.name))).toEqual([]);
+  });
+
+  it('sets a kernel parameter inside a namespace, leaving the host as it was', async () => {
+    const ns = namespaceName(prefix, amphorae[0]!);
+    const key = 'net.ipv4.ip_nonlocal_bind';
+    const read = async (netns?: string) => {
+      const cmd = netns ? inNamespace(netns, 'sysctl', ['-n', key]) : { command: 'sysctl', args: ['-n', key] };
+      return (await promisify(execFile)(cmd.command, cmd.args)).stdout.trim();
+    };
+    const onHost = await read();
+    expect(await read(ns)).toBe('0');
+    await setSysctl(`${key}=1`, { netns: ns });
+    expect(await read(ns)).toBe('1');
+    expect(await read()).toBe(onHost);
+    await expect(setSysctl('net.ipv4.no_such_parameter=1', { netns: ns })).rejects.toThrow(/no_such_parameter/);
   });
 
   it('carries TCP between namespaces, to a VIP added and removed as a secondary address', async () => {

@@ -45,6 +45,12 @@ describe('vrrp packet', () => {
     expect(canonicalAddress('FD00:0:0:0:0:0:0:1')).toBe('fd00::1');
   });
 
+  it('an IPv4 peer seen as an IPv4-mapped source (dual-stack socket) is the same peer', () => {
+    expect(canonicalAddress('::ffff:10.221.0.9')).toBe('10.221.0.9');
+    expect(canonicalAddress('0:0:0:0:0:ffff:10.221.0.9')).toBe('10.221.0.9');
+    expect(compareAddresses('::ffff:10.221.0.9', '10.221.0.9')).toBe(0);
+  });
+
   it('a new epoch is larger than one taken earlier', () => {
     expect(newEpoch(1000)).toBeLessThan(newEpoch(1001));
   });

@@ -10,15 +10,11 @@
 // port): an amphora booted for a load balancer gets that port's address and MAC on eth0 instead of
 // a management address; a spare (booted before it has a load balancer, hence a port) keeps its
 // management address, and gets the port's MAC and address added when it is claimed (assignVip).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { formatIp, ipToBigInt } from '../../../api/schema/types.ts';
+import { formatIp, ipToBigInt } from '../../../common/ip-address.ts';
 import {
-  addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute, setMac,
+  addAddress, announceAddresses, createNamespace, createVeth, deleteLink, deleteNamespace, inNamespace, linkExists, listAddresses, listNamespaces, namespaceExists, setDefaultRoute, setMac, setSysctl,
 } from './ip.ts';
 import { AMPHORA_INTERFACE, checkPrefix, hasPrefix, hostVethName, macFor, namespaceName } from './names.ts';
-
-const run = promisify(execFile);
 
 export interface AmphoraNetworkOptions {
   /** Every namespace and interface name starts with `<prefix>-` (default names: see names.ts). */
@@ -149,10 +145,7 @@ export class AmphoraNetwork {
    */
   private async addVip(namespace: string, vip: string, role: string): Promise<void> {
     if (role === 'MASTER' || role === 'BACKUP') {
-      for (const setting of ['net.ipv4.ip_nonlocal_bind=1', 'net.ipv6.ip_nonlocal_bind=1']) {
-        const cmd = inNamespace(namespace, 'sysctl', ['-q', '-w', setting]);
-        await run(cmd.command, cmd.args);
-      }
+      for (const setting of ['net.ipv4.ip_nonlocal_bind=1', 'net.ipv6.ip_nonlocal_bind=1']) await setSysctl(setting, { netns: namespace });
       return;
     }
     await addAddress(AMPHORA_INTERFACE, `${vip}/32`, { netns: namespace });

@@ -12,14 +12,11 @@
 // driver never gives its address to an amphora (it skips the eth0 addresses of the prefix's namespaces).
 import { execFile } from 'node:child_process';
 import { isIPv4 } from 'node:net';
-import { promisify } from 'node:util';
-import { formatIp, parseCidr } from '../../../api/schema/types.ts';
+import { formatIp, parseCidr } from '../../../common/ip-address.ts';
 import {
-  addAddress, announceAddresses, createNamespace, createVeth, deleteAddress, deleteLink, deleteNamespace, ensureBridge, inNamespace, listAddresses, namespaceExists,
+  addAddress, announceAddresses, createNamespace, createVeth, deleteAddress, deleteLink, deleteNamespace, ensureBridge, inNamespace, listAddresses, namespaceExists, setSysctl,
 } from './ip.ts';
 import { checkPrefix, MAX_INTERFACE_NAME } from './names.ts';
-
-const run = promisify(execFile);
 
 export interface FloatingNetworkOptions {
   prefix: string;
@@ -82,7 +79,7 @@ export class LocalFloatingIps {
       const inRouter = { netns: this.routerNamespace };
       await addAddress(EXTERNAL_LEG, `${this.routerAddress}/${this.externalPrefixLength}`, inRouter);
       await addAddress(INTERNAL_LEG, `${this.opts.routerInternalAddress}/${this.opts.internalPrefixLength}`, inRouter);
-      await this.sysctl('net.ipv4.ip_forward=1');
+      await setSysctl('net.ipv4.ip_forward=1', inRouter);
       await this.writeRules();
     } catch (err) {
       await this.remove();
@@ -127,11 +124,6 @@ export class LocalFloatingIps {
 
   private hostEnd(suffix: string): string {
     return `${this.opts.prefix}-${suffix}`;
-  }
-
-  private async sysctl(setting: string): Promise<void> {
-    const cmd = inNamespace(this.routerNamespace, 'sysctl', ['-q', '-w', setting]);
-    await run(cmd.command, cmd.args);
   }
 
   private async writeRules(): Promise<void> {

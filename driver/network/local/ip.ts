@@ -81,6 +81,12 @@ export function inNamespace(name: string, command: string, args: string[]): { co
   return { command: 'ip', args: ['netns', 'exec', name, command, ...args] };
 }
 
+/** Sets a kernel parameter, `setting` as `sysctl -w` takes it (net.ipv4.ip_forward=1), in `where.netns` (the host's when absent). */
+export async function setSysctl(setting: string, where: Where = {}): Promise<void> {
+  const cmd = where.netns ? inNamespace(where.netns, 'sysctl', ['-q', '-w', setting]) : { command: 'sysctl', args: ['-q', '-w', setting] };
+  await run(cmd.command, cmd.args);
+}
+
 // --- links
 
 export interface LinkInfo {
@@ -159,9 +165,7 @@ export async function setMac(name: string, mac: string, where: Where = {}): Prom
  * hardware address is set, even to the same value.
  */
 export async function announceAddresses(device: string, where: Where = {}): Promise<void> {
-  const setting = `net.ipv4.conf.${device}.arp_notify=1`;
-  const sysctl = where.netns ? inNamespace(where.netns, 'sysctl', ['-q', '-w', setting]) : { command: 'sysctl', args: ['-q', '-w', setting] };
-  await run(sysctl.command, sysctl.args);
+  await setSysctl(`net.ipv4.conf.${device}.arp_notify=1`, where);
   const mac = (await listLinks(where)).find((l) => l.name === device)?.mac;
   if (!mac) throw new Error(`cannot announce the addresses of ${device}${where.netns ? ` in ${where.netns}` : ''}: no such device`);
   await setMac(device, mac, where);

@@ -2,7 +2,7 @@
 // subnet's gateway. The subnet's addresses are split in two ranges: VIPs (handed out like the
 // loopback driver's) and amphora management addresses (taken by the netns compute driver, see
 // amphoraNetwork()). By default the addresses other than the gateway are split in two halves.
-import { formatIp, ipToBigInt, parseCidr } from '../../../api/schema/types.ts';
+import { formatIp, ipToBigInt, parseCidr } from '../../../common/ip-address.ts';
 import type { Database } from '../../../common/db/database.ts';
 import type { AmphoraNetworkOptions } from './amphora-plumbing.ts';
 import { ensureBridge, type Where } from './ip.ts';

@@ -10,7 +10,7 @@
 // process: these subnets are local to one host, served by one controller process.
 import { Op, type Transaction } from 'sequelize';
 import { ApiError, errors } from '../../../api/errors.ts';
-import { formatIp, ipToBigInt, parseCidr } from '../../../api/schema/types.ts';
+import { formatIp, ipToBigInt, parseCidr } from '../../../common/ip-address.ts';
 import type { Database, Row } from '../../../common/db/database.ts';
 import type { NetworkDriver, SubnetInfo } from '../network-driver.ts';
 

@@ -78,3 +78,24 @@ export function formatIp(version: 4 | 6, value: bigint): string {
 export function ipVersion(address: string): 4 | 6 | 0 {
   return isIP(address) as 4 | 6 | 0;
 }
+
+/** IPv4-mapped IPv6 (::ffff:a.b.c.d): how an IPv4 address fits a 16-byte field. */
+const V4_MAPPED_PREFIX = 0xffffn << 32n;
+
+/** The 16 bytes of an address in network order, IPv4 as IPv4-mapped IPv6; throws on anything else. */
+export function ipv6Bytes(address: string): Buffer {
+  const ip = ipToBigInt(address);
+  if (!ip) throw new Error(`not an IP address: ${address}`);
+  const value = ip.version === 4 ? V4_MAPPED_PREFIX | ip.value : ip.value;
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(value >> 64n, 0);
+  b.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
+  return b;
+}
+
+/** The text of 16 address bytes: IPv4-mapped ones as plain IPv4. */
+export function addressFromIpv6Bytes(b: Buffer): string {
+  const value = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
+  if (value >> 32n === 0xffffn) return formatIp(4, value & 0xffff_ffffn);
+  return formatIp(6, value);
+}

@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { ipv6Bytes } from '../../common/ip-address.ts';
 
 /** The connection facts a PROXY header carries to a member. */
 export interface ProxiedConnection {
@@ -49,8 +50,8 @@ export function proxyV2Header(c: ProxiedConnection, transport: 'stream' | 'dgram
     out[12] = V2_VERSION_PROXY;
     out[13] = transport === 'stream' ? V2_AF_INET6_STREAM : V2_AF_INET6_DGRAM;
     out.writeUInt16BE(36 + extra, 14);
-    writeIpv6(out, 16, toIpv6(c.sourceAddress));
-    writeIpv6(out, 32, toIpv6(c.destinationAddress));
+    ipv6Bytes(c.sourceAddress).copy(out, 16);
+    ipv6Bytes(c.destinationAddress).copy(out, 32);
     out.writeUInt16BE(c.sourcePort, 48);
     out.writeUInt16BE(c.destinationPort, 50);
     tlvs?.copy(out, 52);
@@ -106,19 +107,4 @@ function toIpv6(address: string): string {
 function writeIpv4(out: Buffer, offset: number, address: string): void {
   const parts = address.split('.');
   for (let i = 0; i < 4; i++) out[offset + i] = Number(parts[i]);
-}
-
-function writeIpv6(out: Buffer, offset: number, address: string): void {
-  let text = address;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const p = v4[1].split('.').map(Number);
-    text = text.slice(0, -v4[1].length) + `${((p[0] << 8) | p[1]).toString(16)}:${((p[2] << 8) | p[3]).toString(16)}`;
-  }
-  const [head, tail = ''] = text.split('::');
-  const headParts = head ? head.split(':') : [];
-  const tailParts = text.includes('::') && tail ? tail.split(':') : [];
-  const fill = 8 - headParts.length - tailParts.length;
-  const groups = [...headParts, ...new Array(Math.max(0, fill)).fill('0'), ...tailParts];
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] || '0', 16), offset + i * 2);
 }

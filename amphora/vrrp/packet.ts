@@ -12,7 +12,7 @@
 //  44  hmac                32 bytes
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { formatIp, ipToBigInt } from '../../common/ip-address.ts';
+import { addressFromIpv6Bytes, ipv6Bytes } from '../../common/ip-address.ts';
 
 export const ADVERT_BYTES = 76;
 const SIGNED_BYTES = 44;
@@ -39,27 +39,11 @@ export function newEpoch(nowMs = Date.now()): bigint {
 }
 
 /** IPv4 addresses travel IPv4-mapped (::ffff:a.b.c.d) so that both families fit the 16-byte sender field. */
-const V4_MAPPED_PREFIX = 0xffffn << 32n;
-
-export function addressBytes(address: string): Buffer {
-  const ip = ipToBigInt(address);
-  if (!ip) throw new Error(`not an IP address: ${address}`);
-  const value = ip.version === 4 ? V4_MAPPED_PREFIX | ip.value : ip.value;
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64BE(value >> 64n, 0);
-  b.writeBigUInt64BE(value & 0xffff_ffff_ffff_ffffn, 8);
-  return b;
-}
-
-function bytesToAddress(b: Buffer): string {
-  const value = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
-  if (value >> 32n === 0xffffn) return formatIp(4, value & 0xffff_ffffn);
-  return formatIp(6, value);
-}
+export const addressBytes = ipv6Bytes;
 
 /** The canonical text of an address (as Node reports UDP sources), so that the sender field compares equal. */
 export function canonicalAddress(address: string): string {
-  return isIPv4(address) ? address : bytesToAddress(addressBytes(address));
+  return isIPv4(address) ? address : addressFromIpv6Bytes(addressBytes(address));
 }
 
 /** Orders two addresses numerically (IPv4 sorts below IPv6): negative, 0 or positive. */
@@ -100,7 +84,7 @@ export function decodeAdvert(b: Buffer, key: Buffer): DecodeResult {
       advertIntervalMs: b.readUInt32BE(8),
       epoch: b.readBigUInt64BE(12),
       seq: b.readBigUInt64BE(20),
-      sender: bytesToAddress(b.subarray(28, 44)),
+      sender: addressFromIpv6Bytes(b.subarray(28, 44)),
     },
   };
 }

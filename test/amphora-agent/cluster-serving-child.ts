@@ -4,7 +4,9 @@
 //   {"event":"ready","workers":[pid,...]}   then, on each "check" line read from stdin,
 //   {"event":"health","ok":...,"reason":...,"workers":[pid,...]}
 //   {"event":"fail","reason":...}           whenever the runner tells the election its health failed;
-//   on each "snapshot" line, {"event":"snapshot","configVersion":N} once the data plane's snapshot answers.
+//   on each "snapshot" line, {"event":"snapshot","configVersion":N} once the data plane's snapshot answers
+//   (the merged snapshot carries the first worker's version);
+//   on each "apply N" line, {"event":"applied","configVersion":N} or {"event":"apply-failed","error":...}.
 import cluster from 'node:cluster';
 import { createInterface } from 'node:readline';
 import { parseAmphoraConfig, type AmphoraConfigInput } from '../../common/amphora-config/index.ts';
@@ -46,6 +48,13 @@ say({ event: 'ready', workers: livePids() });
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'check') say({ event: 'health', ...healthCheck(), workers: livePids() });
+  const apply = /^apply (\d+)$/.exec(line);
+  if (apply) {
+    void dataPlane.apply({ ...input, configVersion: Number(apply[1]) }).then(
+      () => say({ event: 'applied', configVersion: Number(apply[1]) }),
+      (err: Error) => say({ event: 'apply-failed', error: err.message }),
+    );
+  }
   if (line === 'snapshot') void dataPlane.snapshot().then((snap) => say({ event: 'snapshot', configVersion: snap.configVersion }));
 }
 await runner.stop();

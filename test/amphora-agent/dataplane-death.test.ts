@@ -3,6 +3,7 @@
 // until a worker runs the configuration again, and one worker dying of two changes nothing (nor
 // waits the data plane's snapshots, which heartbeats are made of, for the dead one).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ const CHILD = fileURLToPath(new URL('./cluster-serving-child.ts', import.meta.ur
 
 interface Line {
   event: string;
+  error?: string;
   configVersion?: number;
   ok?: boolean;
   reason?: string;
@@ -20,12 +22,19 @@ interface Line {
 }
 
 let child: ChildProcess | undefined;
-afterEach(() => {
-  child?.kill('SIGKILL');
+afterEach(async () => {
+  const proc = child;
   child = undefined;
+  if (!proc || proc.exitCode !== null) return;
+  // End of input stops it cleanly, workers included; SIGKILL if it does not.
+  const exited = once(proc, 'exit');
+  proc.stdin!.end();
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 });
 
-async function startChild(): Promise<{ lines: Line[]; check: () => Promise<Line> }> {
+async function startChild(): Promise<{ lines: Line[]; check: () => Promise<Line>; ask: (command: string, answer: (l: Line) => boolean) => Promise<Line> }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, String(await freePort())], { stdio: ['pipe', 'pipe', 'inherit'] });
   child = proc;
   const lines: Line[] = [];
@@ -37,7 +46,14 @@ async function startChild(): Promise<{ lines: Line[]; check: () => Promise<Line>
     await waitFor('a health line', () => lines.slice(before).some((l) => l.event === 'health'), 5000);
     return lines.slice(before).find((l) => l.event === 'health')!;
   };
-  return { lines, check };
+  /** Writes a command line and resolves with the first line after it that `answer` accepts. */
+  const ask = async (command: string, answer: (l: Line) => boolean) => {
+    const before = lines.length;
+    proc.stdin!.write(`${command}\n`);
+    await waitFor(`an answer to ${command}`, () => lines.slice(before).some(answer), 15_000);
+    return lines.slice(before).find(answer)!;
+  };
+  return { lines, check, ask };
 }
 
 describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)', () => {
@@ -71,5 +87,19 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
     await waitFor('healthy again', async () => (await check()).ok === true, 15_000);
     expect((await check()).workers).toHaveLength(2);
     expect(lines.filter((l) => l.event === 'fail')).toHaveLength(1);
+  }, 60_000);
+
+  it('an apply that comes while a worker is dead waits for its replacement, which runs the new configuration', async () => {
+    const { check, ask } = await startChild();
+    const [first] = (await check()).workers!;
+    process.kill(first!, 'SIGKILL');
+    const outcome = await ask('apply 2', (l) => l.event === 'applied' || l.event === 'apply-failed');
+    expect(outcome).toEqual({ event: 'applied', configVersion: 2 });
+    await waitFor('both workers serving', async () => {
+      const now = await check();
+      return now.ok === true && now.workers!.length === 2;
+    }, 15_000);
+    // The replacement is the first slot, whose version the merged snapshot carries.
+    expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 2 });
   }, 60_000);
 });

@@ -48,6 +48,8 @@ export class ClusterDataPlane implements DataPlane {
   private applying: Promise<unknown> = Promise.resolve();
   private readonly learnListeners: StickListener[] = [];
   private readonly stoppedServingListeners: ((reason: string) => void)[] = [];
+  /** Called at every spawn: an apply waiting for a dead worker's replacement looks again. */
+  private spawnWaiters: (() => void)[] = [];
 
   constructor(private readonly options: ClusterOptions) {
     this.directRouting = new DirectRouting({ log: options.log });
@@ -83,6 +85,9 @@ export class ClusterDataPlane implements DataPlane {
     const ready = new Promise<void>((resolve) => (markReady = resolve));
     const slot: Slot = { index, worker, ready, serving: false };
     this.slots[index] = slot;
+    const waiters = this.spawnWaiters;
+    this.spawnWaiters = [];
+    for (const wake of waiters) wake();
     worker.on('message', (message: FromWorker) => {
       if (message.type === 'ready') markReady();
       else this.onMessage(slot, message);
@@ -107,15 +112,67 @@ export class ClusterDataPlane implements DataPlane {
 
   private async respawn(index: number): Promise<void> {
     await this.spawn(index);
-    const slot = this.slots[index];
+    const slot = this.slots[index]!;
+    // In turn with applies: the running configuration is the one the last apply committed.
+    const run = this.applying.then(() => this.bringUpToDate(slot));
+    this.applying = run.catch(() => undefined);
+    await run;
+  }
+
+  private async bringUpToDate(slot: Slot): Promise<void> {
     if (this.running !== null) {
       const seq = ++this.seq;
       const reply = await this.request(slot, { type: 'prepare', seq, config: this.running }, 'prepared');
       if (reply.type === 'prepared' && reply.error !== null) throw new Error(reply.error);
       await this.request(slot, { type: 'commit', seq }, 'committed');
-      slot.worker.send({ type: 'health', reports: this.health.reports() } satisfies ToWorker);
+      this.sendTo(slot, { type: 'health', reports: this.health.reports() });
     }
     slot.serving = true;
+  }
+
+  /**
+   * Prepares `config` in the worker of slot `index`; a worker that dies meanwhile is replaced by its
+   * restart, which is prepared instead (so an apply does not fail for a worker crash).
+   */
+  private async prepareOn(index: number, seq: number, config: AmphoraConfig, deadline: number): Promise<{ slot: Slot; error: string | null }> {
+    for (;;) {
+      let slot: Slot;
+      try {
+        slot = await this.living(index, deadline);
+      } catch (err) {
+        return { slot: this.slots[index]!, error: (err as Error).message };
+      }
+      let error: string | null;
+      try {
+        const reply = await this.request(slot, { type: 'prepare', seq, config }, 'prepared');
+        error = reply.type === 'prepared' ? reply.error : `unexpected reply ${reply.type}`;
+      } catch (err) {
+        error = (err as Error).message;
+      }
+      if (error !== null && !slot.worker.isConnected()) continue;
+      return { slot, error };
+    }
+  }
+
+  /**
+   * The worker of slot `index` once it is up: a dead one's replacement (restarted after
+   * RESTART_DELAY_MS), so that an apply that comes meanwhile reaches it rather than failing.
+   */
+  private async living(index: number, deadline: number): Promise<Slot> {
+    for (;;) {
+      const slot = this.slots[index]!;
+      if (slot.worker.isConnected()) {
+        await slot.ready;
+        return slot;
+      }
+      if (this.stopping) throw new Error('the data plane is stopping');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`worker ${index} was not restarted in time`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.spawnWaiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
   }
 
   private onMessage(slot: Slot, message: FromWorker): void {
@@ -179,15 +236,13 @@ export class ClusterDataPlane implements DataPlane {
   private async applyNow(input: unknown): Promise<ConfigDiff> {
     const config = validateForApply(input, this.running);
     const direct = await this.directRouting.prepare(config);
-    await Promise.all(this.slots.map((s) => s.ready));
     const seq = ++this.seq;
-    const replies = await Promise.allSettled(this.slots.map((slot) => this.request(slot, { type: 'prepare', seq, config }, 'prepared')));
-    const errors = replies.flatMap((r) => {
-      if (r.status === 'rejected') return [(r.reason as Error).message];
-      return r.value.type === 'prepared' && r.value.error !== null ? [r.value.error] : [];
-    });
+    const deadline = Date.now() + REPLY_TIMEOUT_MS;
+    const prepared = await Promise.all(this.slots.map((_, index) => this.prepareOn(index, seq, config, deadline)));
+    const slots = prepared.map((p) => p.slot);
+    const errors = prepared.flatMap((p) => (p.error === null ? [] : [p.error]));
     if (errors.length > 0) {
-      this.broadcast({ type: 'abort', seq });
+      for (const slot of slots) this.sendTo(slot, { type: 'abort', seq });
       throw new AmphoraConfigError([{ path: [], message: `cannot apply: ${[...new Set(errors)].join('; ')}` }]);
     }
     try {
@@ -196,7 +251,11 @@ export class ClusterDataPlane implements DataPlane {
       this.broadcast({ type: 'abort', seq });
       throw err;
     }
-    await Promise.all(this.slots.map((slot) => this.request(slot, { type: 'commit', seq }, 'committed')));
+    // A worker that dies now is restarted with the configuration committed here (bringUpToDate).
+    const commits = await Promise.allSettled(slots.map((slot) => this.request(slot, { type: 'commit', seq }, 'committed')));
+    for (const [i, c] of commits.entries()) {
+      if (c.status === 'rejected') this.options.log.error({ worker: slots[i]!.index, err: (c.reason as Error).message }, 'a worker did not confirm the commit');
+    }
     const diff = diffConfigs(this.running, config);
     this.running = config;
     this.health.update(config);

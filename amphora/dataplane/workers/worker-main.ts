@@ -16,7 +16,11 @@ const log = createLogger(process.env.ARGONAUT_LOG_LEVEL ?? 'info', { worker: ind
 ticketSecret();
 
 const send = (message: FromWorker) => {
-  if (process.connected) process.send?.(message);
+  if (!process.connected) return;
+  process.send?.(message, undefined, undefined, (err: Error | null) => {
+    // The primary is gone (the channel broke under the write): 'disconnect' shuts this worker down.
+    if (err) log.debug({ err: err.message, message: message.type }, 'message to the primary not delivered');
+  });
 };
 
 let metricsSeq = 0;

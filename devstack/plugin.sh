@@ -3,10 +3,11 @@
 #
 # Devstack plugin of Argonaut (Octavia v2 API compatible load balancing).
 # Devstack sources this file as `plugin.sh <mode> <phase>`; the settings are in ./settings.
-# What each phase does, and what is not available yet: devstack/README.md.
+# What each phase does: devstack/README.md.
 
-# The services this plugin knows; is_service_enabled argonaut is true when any of them is.
-ARGONAUT_SERVICES="argonaut-api argonaut-controller argonaut-health-manager"
+# The services this plugin knows; is_service_enabled argonaut is true when any of them is. The API
+# process also runs the controller worker and the health manager (bin/argonaut.ts api).
+ARGONAUT_SERVICES="argonaut-api"
 ARGONAUT_ROLES="load-balancer_observer load-balancer_global_observer load-balancer_member load-balancer_admin load-balancer_quota_admin"
 
 function is_argonaut_enabled {
@@ -88,23 +89,85 @@ function install_argonaut {
 
 # --- stack post-config ---------------------------------------------------------------------------
 
-function argonaut_write_config {
-    local entry name providers="" default_found=False
+function _argonaut_nova_mode {
+    [[ $ARGONAUT_COMPUTE_DRIVER == nova ]]
+}
+
+# Refuses settings that cannot work, before any database or Keystone work.
+function argonaut_check_settings {
+    local entry default_found=False
     local -a entries
     IFS=, read -r -a entries <<< "$ARGONAUT_PROVIDERS"
     for entry in "${entries[@]}"; do
-        name=${entry%%:*}
-        [[ $name == "$ARGONAUT_DEFAULT_PROVIDER" ]] && default_found=True
-        providers+="    $(_argonaut_yaml_str "$name"): $(_argonaut_yaml_str "${entry#*:}")"$'\n'
+        [[ ${entry%%:*} == "$ARGONAUT_DEFAULT_PROVIDER" ]] && default_found=True
     done
     if [[ $default_found != True ]]; then
         die $LINENO "ARGONAUT_DEFAULT_PROVIDER '$ARGONAUT_DEFAULT_PROVIDER' is not in ARGONAUT_PROVIDERS"
     fi
-    local enforce=false
-    [[ $ARGONAUT_ENFORCE_NEW_DEFAULTS == True ]] && enforce=true
+    case $ARGONAUT_LB_TOPOLOGY in
+        SINGLE | ACTIVE_STANDBY) ;;
+        *) die $LINENO "ARGONAUT_LB_TOPOLOGY must be SINGLE or ACTIVE_STANDBY, not '$ARGONAUT_LB_TOPOLOGY'" ;;
+    esac
+    if [[ $ARGONAUT_NETWORK_DRIVER == neutron ]] && ! is_service_enabled neutron; then
+        die $LINENO "ARGONAUT_NETWORK_DRIVER=neutron needs neutron"
+    fi
+    _argonaut_nova_mode || return 0
+    is_service_enabled nova || die $LINENO "ARGONAUT_COMPUTE_DRIVER=nova needs nova"
+    if [[ $ARGONAUT_AMPHORA_DRIVER != agent ]]; then
+        die $LINENO "ARGONAUT_COMPUTE_DRIVER=nova needs ARGONAUT_AMPHORA_DRIVER=agent (booted amphorae get their configuration from the controller)"
+    fi
+    if [[ $ARGONAUT_NETWORK_DRIVER != neutron ]]; then
+        die $LINENO "ARGONAUT_COMPUTE_DRIVER=nova needs ARGONAUT_NETWORK_DRIVER=neutron"
+    fi
+    case $ARGONAUT_AMPHORA_SERVER_GROUP_POLICY in
+        "" | anti-affinity | soft-anti-affinity) ;;
+        *) die $LINENO "ARGONAUT_AMPHORA_SERVER_GROUP_POLICY must be anti-affinity, soft-anti-affinity or empty, not '$ARGONAUT_AMPHORA_SERVER_GROUP_POLICY'" ;;
+    esac
+}
 
-    sudo install -d -o "$STACK_USER" -m 0750 "$ARGONAUT_CONF_DIR"
-    install -d -m 0750 "$ARGONAUT_DATA_DIR"
+# A YAML scalar: the single-quoted string, or null when it is empty.
+function _argonaut_yaml_str_or_null {
+    if [[ -n $1 ]]; then _argonaut_yaml_str "$1"; else printf null; fi
+}
+
+# The sections of computeDriver nova: RabbitMQ between the controller and the amphorae, and how
+# Nova boots them (from the resources of the extra phase, see argonaut_nova_resources).
+function _argonaut_nova_sections {
+    local groups=[]
+    [[ -n $ARGONAUT_MGMT_SECGROUP ]] && groups="[$(_argonaut_yaml_str "$ARGONAUT_MGMT_SECGROUP")]"
+    cat <<EOF
+messaging:
+  kind: amqp
+  masterKey: $(_argonaut_yaml_str "$_ARGONAUT_MASTER_KEY")
+  amqp:
+    url: $(_argonaut_yaml_str "$(argonaut_transport_url)")
+    prefix: $(_argonaut_yaml_str "$ARGONAUT_MESSAGING_PREFIX")
+nova:
+  flavorId: $(_argonaut_yaml_str "$_ARGONAUT_FLAVOR_ID")
+  imageTag: $(_argonaut_yaml_str "$ARGONAUT_AMPHORA_IMAGE_TAG")
+  managementNetworkId: $(_argonaut_yaml_str "$_ARGONAUT_MGMT_NET_ID")
+  securityGroups: $groups
+  serverGroupPolicy: $(_argonaut_yaml_str_or_null "$ARGONAUT_AMPHORA_SERVER_GROUP_POLICY")
+  keyName: $(_argonaut_yaml_str_or_null "$ARGONAUT_AMPHORA_KEY_NAME")
+  amqpUrl: $(_argonaut_yaml_str_or_null "$ARGONAUT_AMPHORA_AMQP_URL")
+EOF
+}
+
+# Writes $ARGONAUT_CONF; with computeDriver nova, after argonaut_nova_resources and
+# argonaut_master_key (the extra phase).
+function argonaut_write_config {
+    local entry providers=""
+    local -a entries
+    IFS=, read -r -a entries <<< "$ARGONAUT_PROVIDERS"
+    for entry in "${entries[@]}"; do
+        providers+="    $(_argonaut_yaml_str "${entry%%:*}"): $(_argonaut_yaml_str "${entry#*:}")"$'\n'
+    done
+    local enforce=false nova=""
+    [[ $ARGONAUT_ENFORCE_NEW_DEFAULTS == True ]] && enforce=true
+    if _argonaut_nova_mode; then
+        nova=$(_argonaut_nova_sections)$'\n'
+    fi
+
     # The file holds passwords: readable by the stack user only.
     (umask 077 && cat > "$ARGONAUT_CONF" <<EOF
 # Written by Argonaut's devstack plugin (devstack/plugin.sh); every option: etc/argonaut.example.yaml
@@ -129,27 +192,21 @@ policy:
   ruleSet: $(_argonaut_yaml_str "$ARGONAUT_POLICY_RULESET")
   enforceNewDefaults: $enforce
 controllerWorker:
+  loadbalancerTopology: $(_argonaut_yaml_str "$ARGONAUT_LB_TOPOLOGY")
   computeDriver: $(_argonaut_yaml_str "$ARGONAUT_COMPUTE_DRIVER")
   networkDriver: $(_argonaut_yaml_str "$ARGONAUT_NETWORK_DRIVER")
   amphoraDriver: $(_argonaut_yaml_str "$ARGONAUT_AMPHORA_DRIVER")
-logging:
+${nova}logging:
   level: $(_argonaut_yaml_str "$ARGONAUT_LOG_LEVEL")
 EOF
     )
 }
 
-# RabbitMQ: a vhost of its own, and the transport options the controller and amphorae will share.
+# RabbitMQ (computeDriver nova): a vhost of Argonaut's own for the controller and the amphorae.
 function argonaut_configure_rabbit {
     if is_service_enabled rabbit; then
         rpc_backend_add_vhost "$ARGONAUT_RABBIT_VHOST" || die $LINENO "cannot add RabbitMQ vhost $ARGONAUT_RABBIT_VHOST"
     fi
-    (umask 077 && cat > "$ARGONAUT_MESSAGING_CONF" <<EOF
-# Written by Argonaut's devstack plugin: transport options (common/transport/transport.ts) shared by
-# the controller and the amphora agents (the agent's "messaging" section). The API does not read it.
-url: $(_argonaut_yaml_str "$(argonaut_transport_url)")
-prefix: $(_argonaut_yaml_str "$ARGONAUT_MESSAGING_PREFIX")
-EOF
-    )
 }
 
 function argonaut_init_database {
@@ -159,7 +216,11 @@ function argonaut_init_database {
     mysql -u"$DATABASE_USER" -p"$DATABASE_PASSWORD" -h"$MYSQL_HOST" \
         -e "ALTER DATABASE $ARGONAUT_DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;" \
         || die $LINENO "cannot set the character set of database $ARGONAUT_DB_NAME"
-    argonaut_run migrate || die $LINENO "argonaut migrate failed"
+    # With computeDriver nova the configuration (which `migrate` loads) is complete only in the
+    # extra phase, once the flavor and the management network exist: it migrates there.
+    if ! _argonaut_nova_mode; then
+        argonaut_run migrate || die $LINENO "argonaut migrate failed"
+    fi
 }
 
 function argonaut_create_accounts {
@@ -177,8 +238,14 @@ function argonaut_create_accounts {
 }
 
 function configure_argonaut {
-    argonaut_write_config
-    argonaut_configure_rabbit
+    argonaut_check_settings
+    sudo install -d -o "$STACK_USER" -m 0750 "$ARGONAUT_CONF_DIR"
+    install -d -m 0750 "$ARGONAUT_DATA_DIR"
+    if _argonaut_nova_mode; then
+        argonaut_configure_rabbit
+    else
+        argonaut_write_config
+    fi
 }
 
 function init_argonaut {
@@ -188,7 +255,7 @@ function init_argonaut {
 
 # --- stack extra ---------------------------------------------------------------------------------
 
-# OFF by default (ARGONAUT_AMPHORA_IMAGE): the provider does not boot amphorae through Nova yet.
+# ON by default with computeDriver nova (ARGONAUT_AMPHORA_IMAGE), which boots this image by its tag.
 # With ARGONAUT_AMPHORA_IMAGE_URL the image published there is fetched; without it, the image is
 # built here by amphora/image/build.sh (debootstrap, as root; minutes, then cached).
 function argonaut_amphora_image {
@@ -209,8 +276,9 @@ function argonaut_amphora_image {
             curl -fsSL --retry 3 -o "$file" "$ARGONAUT_AMPHORA_IMAGE_URL"
         fi || die $LINENO "cannot fetch $ARGONAUT_AMPHORA_IMAGE_URL"
     fi
+    # Owned by the service project, where Argonaut's service user looks it up by tag.
     openstack --os-cloud devstack-admin image create "$ARGONAUT_AMPHORA_IMAGE_NAME" \
-        --disk-format qcow2 --container-format bare --private \
+        --disk-format qcow2 --container-format bare --private --project "$SERVICE_PROJECT_NAME" \
         --tag "$ARGONAUT_AMPHORA_IMAGE_TAG" --file "$file" \
         || die $LINENO "cannot upload the amphora image"
     openstack --os-cloud devstack-admin flavor show "$ARGONAUT_AMPHORA_FLAVOR" >/dev/null 2>&1 ||
@@ -219,8 +287,8 @@ function argonaut_amphora_image {
         || die $LINENO "cannot create flavor $ARGONAUT_AMPHORA_FLAVOR"
 }
 
-# OFF by default (ARGONAUT_MGMT_NETWORK): the network amphorae would use to reach RabbitMQ.
-# Amphora agents only connect out (AMQP), so the group lets nothing in but ICMP.
+# ON by default with computeDriver nova (ARGONAUT_MGMT_NETWORK): the network amphorae boot on and
+# reach RabbitMQ over. Amphora agents only connect out (AMQP), so the group lets nothing in but ICMP.
 function argonaut_mgmt_network {
     is_service_enabled neutron || die $LINENO "ARGONAUT_MGMT_NETWORK=True needs neutron"
     local os=(openstack --os-cloud devstack-admin)
@@ -239,21 +307,48 @@ function argonaut_mgmt_network {
     fi
 }
 
-# _argonaut_start_optional <service> <True|False> <command line> <name of the command's setting>
-function _argonaut_start_optional {
-    local service=$1 enabled=$2 cmd=$3 setting=$4
-    [[ $enabled == True ]] || return 0
-    if [[ -z $cmd ]]; then
-        die $LINENO "$service is not available yet (it arrives with the amphora provider): set $setting to its command line, or leave it off"
+# _argonaut_os_id <resource> <name>: the id of an existing flavor, network... (as admin), or fails.
+function _argonaut_os_id {
+    local id
+    id=$(openstack --os-cloud devstack-admin "$1" show -f value -c id "$2") || return 1
+    [[ -n $id ]] || return 1
+    printf '%s' "$id"
+}
+
+# The ids the nova section needs, of the flavor and the network made above (or by the operator).
+function argonaut_nova_resources {
+    _ARGONAUT_FLAVOR_ID=$(_argonaut_os_id flavor "$ARGONAUT_AMPHORA_FLAVOR") \
+        || die $LINENO "flavor $ARGONAUT_AMPHORA_FLAVOR not found (ARGONAUT_AMPHORA_IMAGE=True creates it)"
+    _ARGONAUT_MGMT_NET_ID=$(_argonaut_os_id network "$ARGONAUT_MGMT_NET_NAME") \
+        || die $LINENO "network $ARGONAUT_MGMT_NET_NAME not found (ARGONAUT_MGMT_NETWORK=True creates it)"
+}
+
+# messaging.masterKey, which every amphora key derives from: made once and kept (mode 600) in
+# ARGONAUT_MASTER_KEY_FILE, so rewriting the configuration never changes it under running
+# amphorae; `clean` removes it with the data directory.
+function argonaut_master_key {
+    if [[ ! -s $ARGONAUT_MASTER_KEY_FILE ]]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$ARGONAUT_MASTER_KEY_FILE") \
+            || die $LINENO "cannot write $ARGONAUT_MASTER_KEY_FILE"
     fi
-    enable_service "$service"
-    run_process "$service" "$cmd"
+    _ARGONAUT_MASTER_KEY=$(<"$ARGONAUT_MASTER_KEY_FILE")
+    if (( ${#_ARGONAUT_MASTER_KEY} < 32 )); then
+        die $LINENO "$ARGONAUT_MASTER_KEY_FILE holds fewer than 32 characters: remove it to get a new key"
+    fi
+}
+
+# computeDriver nova: the configuration, now that its resources exist, then the migrations
+# (`migrate` loads the whole configuration).
+function argonaut_configure_nova {
+    argonaut_nova_resources
+    argonaut_master_key
+    argonaut_write_config
+    argonaut_run migrate || die $LINENO "argonaut migrate failed"
 }
 
 function start_argonaut {
+    # One process: the API, its controller worker and the health manager.
     run_process argonaut-api "$ARGONAUT_TSX $ARGONAUT_DIR/bin/argonaut.ts api --config $ARGONAUT_CONF"
-    _argonaut_start_optional argonaut-controller "$ARGONAUT_ENABLE_CONTROLLER" "$ARGONAUT_CONTROLLER_CMD" ARGONAUT_CONTROLLER_CMD
-    _argonaut_start_optional argonaut-health-manager "$ARGONAUT_ENABLE_HEALTH_MANAGER" "$ARGONAUT_HEALTH_MANAGER_CMD" ARGONAUT_HEALTH_MANAGER_CMD
     if is_service_enabled argonaut-api; then
         # The version document at / answers once the API listens.
         wait_for_service "$SERVICE_TIMEOUT" "$ARGONAUT_ENDPOINT_URL/" \
@@ -277,7 +372,7 @@ function configure_tempest_argonaut {
     iniset "$TEMPEST_CONFIG" load_balancer RBAC_test_type "$rbac"
     iniset "$TEMPEST_CONFIG" load_balancer enforce_new_defaults "$ARGONAUT_ENFORCE_NEW_DEFAULTS"
     iniset "$TEMPEST_CONFIG" load_balancer test_with_noop "$ARGONAUT_TEMPEST_TEST_WITH_NOOP"
-    iniset "$TEMPEST_CONFIG" load_balancer loadbalancer_topology SINGLE
+    iniset "$TEMPEST_CONFIG" load_balancer loadbalancer_topology "$ARGONAUT_LB_TOPOLOGY"
 }
 
 # --- unstack and clean ---------------------------------------------------------------------------
@@ -324,6 +419,10 @@ if is_service_enabled argonaut; then
         if [[ $ARGONAUT_MGMT_NETWORK == True ]]; then
             echo_summary "Creating the Argonaut management network"
             argonaut_mgmt_network
+        fi
+        if _argonaut_nova_mode; then
+            echo_summary "Configuring Argonaut for Nova amphorae"
+            argonaut_configure_nova
         fi
         echo_summary "Starting Argonaut"
         start_argonaut

@@ -5,15 +5,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../common/config.ts';
-import { transportOptionsSchema } from '../../common/transport/transport.ts';
+import { createLogger } from '../../common/logging.ts';
+import { novaComputeDriver } from '../../driver/compute/nova-from-config.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SHELL_FILES = ['devstack/plugin.sh', 'devstack/settings', 'test/devstack/harness.sh'];
 // The harness's check count: change it together with the harness.
-const HARNESS_CHECKS = 62;
+const HARNESS_CHECKS = 96;
 
 function findShellcheck(): string | null {
   const r = spawnSync('sh', ['-c', 'command -v shellcheck'], { encoding: 'utf8' });
@@ -62,12 +62,35 @@ describe('devstack plugin', () => {
       region: 'RegionOne',
     });
     expect(config.policy).toEqual({ ruleSet: 'advanced', enforceNewDefaults: false });
+    // the default drivers: Octavia's no-op API gate, no RabbitMQ
+    expect(config.controllerWorker).toMatchObject({ loadbalancerTopology: 'SINGLE', computeDriver: 'noop', networkDriver: 'noop', amphoraDriver: 'noop' });
+    expect(config.messaging.kind).toBe('in-process');
   });
 
-  it('writes transport options the controller and agents accept', () => {
-    const messaging = transportOptionsSchema.parse(parseYaml(readFileSync(join(work, 'generated-messaging.yaml'), 'utf8')));
-    expect(messaging.url).toBe('amqp://stackrabbit:rabbit-pw@10.0.0.7:5672/argonaut');
-    expect(messaging.prefix).toBe('argonaut');
+  it('with computeDriver nova, writes a config Argonaut loads: RabbitMQ, the master key, the nova section', () => {
+    const config = loadConfigFile(join(work, 'generated-argonaut-nova.yaml'));
+    expect(config.controllerWorker).toMatchObject({ loadbalancerTopology: 'ACTIVE_STANDBY', computeDriver: 'nova', networkDriver: 'neutron', amphoraDriver: 'agent' });
+    expect(config.messaging.kind).toBe('amqp');
+    expect(config.messaging.masterKey).toBe(readFileSync(join(work, 'generated-master.key'), 'utf8'));
+    expect(config.messaging.masterKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(config.messaging.amqp).toMatchObject({ url: 'amqp://stackrabbit:rabbit-pw@10.0.0.7:5672/argonaut', prefix: 'argonaut' });
+    // the ids the harness's fake openstack gives the flavor and network made in the extra phase
+    expect(config.nova).toMatchObject({
+      flavorId: 'id-of-argonaut-amphora',
+      imageId: null,
+      imageTag: 'amphora',
+      managementNetworkId: 'id-of-lb-mgmt-net',
+      securityGroups: ['lb-mgmt-sec-grp'],
+      serverGroupPolicy: 'soft-anti-affinity',
+      keyName: null,
+      amqpUrl: null,
+      endpoint: null,
+      region: null,
+    });
+    expect(config.keystone.password).toBe("se'rvice pw");
+    // what `argonaut api` builds from it (no request is made until an amphora boots)
+    const driver = novaComputeDriver(config, createLogger('devstack-test', 'silent'));
+    expect(driver.antiAffinity).toBe(true);
   });
 
   it("writes tempest's [load_balancer] providers as the API lists them", () => {

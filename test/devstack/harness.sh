@@ -77,6 +77,7 @@ function install_fakes {
             fi
             [[ $service == neutron && ,${ENABLED_SERVICES} =~ ,q- ]] && return 0
             [[ $service == glance && ,${ENABLED_SERVICES} =~ ,g- ]] && return 0
+            [[ $service == nova && ,${ENABLED_SERVICES} =~ ,n- ]] && return 0
         done
         return 1
     }
@@ -131,8 +132,20 @@ function install_fakes {
     function mysql { record mysql "$@"; }
     function openstack {
         record openstack "$@"
-        # "show" finds nothing unless HARNESS_EXISTING lists the name
-        [[ " $* " == *" show "* ]] && { [[ " ${HARNESS_EXISTING:-} " == *" ${*: -1} "* ]]; return; }
+        local args=("$@") i kind name
+        # what "<kind> create <name>" makes exists from then on, as <kind>:<name>
+        for (( i = 1; i < ${#args[@]} - 1; i++ )); do
+            [[ ${args[i]} == create ]] && HARNESS_EXISTING+=" ${args[i - 1]}:${args[i + 1]}" && return 0
+        done
+        # "<kind> show ... <name>" finds what HARNESS_EXISTING lists as <name> or <kind>:<name>;
+        # the id it prints (-c id) is id-of-<name>
+        for (( i = 1; i < ${#args[@]}; i++ )); do
+            [[ ${args[i]} == show ]] || continue
+            kind=${args[i - 1]} name=${*: -1}
+            [[ " ${HARNESS_EXISTING:-} " == *" $name "* || " ${HARNESS_EXISTING:-} " == *" $kind:$name "* ]] || return 1
+            [[ " $* " == *" -c id "* ]] && printf 'id-of-%s\n' "$name"
+            return 0
+        done
         return 0
     }
     function curl { record curl "$@"; }
@@ -225,10 +238,32 @@ function check_settings {
         source "$ROOT/devstack/settings"
         check_eq "settings enable argonaut-api" "$(call enable_service argonaut-api)" "$(cat "$CALLS")"
         check_eq "settings: ENABLED_SERVICES" "key,mysql,rabbit,tempest,g-api,q-svc,argonaut-api" "$ENABLED_SERVICES"
-        check_eq "settings: controller off" False "$ARGONAUT_ENABLE_CONTROLLER"
-        check_eq "settings: health manager off" False "$ARGONAUT_ENABLE_HEALTH_MANAGER"
+        check_eq "settings: drivers noop" "noop noop noop" "$ARGONAUT_COMPUTE_DRIVER $ARGONAUT_NETWORK_DRIVER $ARGONAUT_AMPHORA_DRIVER"
         check_eq "settings: amphora image off" False "$ARGONAUT_AMPHORA_IMAGE"
         check_eq "settings: management network off" False "$ARGONAUT_MGMT_NETWORK"
+        check_eq "settings: tempest test_with_noop" True "$ARGONAUT_TEMPEST_TEST_WITH_NOOP"
+        check_eq "settings: no server group" "" "$ARGONAUT_AMPHORA_SERVER_GROUP_POLICY"
+        printf '%s %s\n' "$PASSED" "$FAILED" > "$WORK/settings.counts"
+    )
+    read -r PASSED FAILED < "$WORK/settings.counts"
+    # computeDriver nova brings its own defaults; what local.conf sets still wins
+    (
+        install_fakes
+        devstack_globals
+        ARGONAUT_COMPUTE_DRIVER=nova
+        ARGONAUT_LB_TOPOLOGY=ACTIVE_STANDBY
+        ARGONAUT_MGMT_NETWORK=False
+        # shellcheck source=SCRIPTDIR/../../devstack/settings
+        source "$ROOT/devstack/settings"
+        check_eq "nova settings: drivers" "nova neutron agent" "$ARGONAUT_COMPUTE_DRIVER $ARGONAUT_NETWORK_DRIVER $ARGONAUT_AMPHORA_DRIVER"
+        check_eq "nova settings: amphora image on" True "$ARGONAUT_AMPHORA_IMAGE"
+        check_eq "nova settings: local.conf's ARGONAUT_MGMT_NETWORK=False kept" False "$ARGONAUT_MGMT_NETWORK"
+        check_eq "nova settings: tempest waits for amphorae" False "$ARGONAUT_TEMPEST_TEST_WITH_NOOP"
+        check_eq "nova settings: ACTIVE_STANDBY pairs in a soft anti-affinity group" soft-anti-affinity "$ARGONAUT_AMPHORA_SERVER_GROUP_POLICY"
+        ARGONAUT_AMPHORA_SERVER_GROUP_POLICY=""
+        # shellcheck source=SCRIPTDIR/../../devstack/settings
+        source "$ROOT/devstack/settings"
+        check_eq "nova settings: an empty server group policy stays empty" "" "$ARGONAUT_AMPHORA_SERVER_GROUP_POLICY"
         printf '%s %s\n' "$PASSED" "$FAILED" > "$WORK/settings.counts"
     )
     read -r PASSED FAILED < "$WORK/settings.counts"
@@ -249,13 +284,12 @@ function scenario_full_cycle {
         call npm ci --omit=dev --no-audit --no-fund "(in $dir)"
     )" "$(calls)"
 
-    # stack post-config: files, RabbitMQ, database + migrations, Keystone
+    # stack post-config: files, database + migrations, Keystone (no RabbitMQ: nothing uses it)
     run_phase defaults stack post-config
     check_eq "stack post-config exits 0" 0 "$STATUS"
     check_eq "stack post-config calls" "$(
         call echo_summary "Configuring Argonaut"
         call sudo install -d -o "$(id -un)" -m 0750 "$confdir"
-        call rpc_backend_add_vhost argonaut
         call recreate_database argonaut
         call mysql -uroot "-pdb@pw:/#%" -h10.0.0.6 -e "ALTER DATABASE argonaut CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
         echo "tsx $dir/bin/argonaut.ts migrate --config $confdir/argonaut.yaml (in $dir)"
@@ -294,21 +328,18 @@ policy:
   ruleSet: 'advanced'
   enforceNewDefaults: false
 controllerWorker:
+  loadbalancerTopology: 'SINGLE'
   computeDriver: 'noop'
   networkDriver: 'noop'
   amphoraDriver: 'noop'
 logging:
   level: 'info'"
-    check_file "messaging config" "$confdir/messaging.yaml" "# Written by Argonaut's devstack plugin: transport options (common/transport/transport.ts) shared by
-# the controller and the amphora agents (the agent's \"messaging\" section). The API does not read it.
-url: 'amqp://stackrabbit:rabbit-pw@10.0.0.7:5672/argonaut'
-prefix: 'argonaut'"
     check_eq "config is private (mode 600)" 600 "$(stat -c %a "$confdir/argonaut.yaml")"
+    check_eq "the config dir holds argonaut.yaml alone" argonaut.yaml "$(ls "$confdir")"
     # for devstack.test.ts, which loads it with Argonaut's own config loader
     cp "$confdir/argonaut.yaml" "$WORK/generated-argonaut.yaml"
-    cp "$confdir/messaging.yaml" "$WORK/generated-messaging.yaml"
 
-    # stack extra: only the API (image, network, controller, health manager are off)
+    # stack extra: only the API (image and network are off); no master key without RabbitMQ
     run_phase defaults stack extra
     check_eq "stack extra exits 0" 0 "$STATUS"
     check_eq "stack extra calls" "$(
@@ -316,6 +347,7 @@ prefix: 'argonaut'"
         call run_process argonaut-api "$tsx $dir/bin/argonaut.ts api --config $confdir/argonaut.yaml"
         call wait_for_service 60 http://10.0.0.5:9876/
     )" "$(calls)"
+    check_absent "no master key with the default drivers" "$data/master.key"
 
     # stack test-config: tempest's [load_balancer]
     run_phase defaults stack test-config
@@ -333,14 +365,12 @@ test_with_noop = True
 loadbalancer_topology = SINGLE"
     cp "$WORK/tempest.conf" "$WORK/generated-tempest.conf"
 
-    # unstack: every Argonaut service is stopped (stop_process skips those not enabled)
+    # unstack: the one Argonaut service (API, controller worker, health manager) is stopped
     run_phase defaults unstack
     check_eq "unstack exits 0" 0 "$STATUS"
     check_eq "unstack calls" "$(
         call echo_summary "Stopping Argonaut"
         call stop_process argonaut-api
-        call stop_process argonaut-controller
-        call stop_process argonaut-health-manager
     )" "$(calls)"
     check "unstack must keep the configuration" test -f "$confdir/argonaut.yaml"
 
@@ -406,10 +436,6 @@ function scenario_optional_steps_on {
         ARGONAUT_AMPHORA_IMAGE=True
         ARGONAUT_AMPHORA_IMAGE_URL=https://images.example.net/amphora.qcow2
         ARGONAUT_MGMT_NETWORK=True
-        ARGONAUT_ENABLE_CONTROLLER=True
-        ARGONAUT_CONTROLLER_CMD="/usr/bin/argonaut-controller --config x"
-        ARGONAUT_ENABLE_HEALTH_MANAGER=True
-        ARGONAUT_HEALTH_MANAGER_CMD="/usr/bin/argonaut-health --config x"
         HARNESS_EXISTING=lb-mgmt-net
     }
     local dir=$WORK/opt/stack/argonaut img=$WORK/opt/stack/data/argonaut/argonaut-amphora.qcow2
@@ -419,7 +445,7 @@ function scenario_optional_steps_on {
     check_eq "stack extra (all on) calls" "$(
         call echo_summary "Uploading the Argonaut amphora image"
         call curl -fsSL --retry 3 -o "$img" https://images.example.net/amphora.qcow2
-        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --tag amphora --file "$img"
+        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --project service --tag amphora --file "$img"
         call "${os[@]}" flavor show argonaut-amphora
         call "${os[@]}" flavor create argonaut-amphora --ram 1024 --disk 3 --vcpus 1 --private --project service
         call echo_summary "Creating the Argonaut management network"
@@ -431,10 +457,6 @@ function scenario_optional_steps_on {
         call "${os[@]}" security group rule create lb-mgmt-sec-grp --protocol icmp --ingress
         call echo_summary "Starting Argonaut"
         call run_process argonaut-api "$dir/node_modules/.bin/tsx $dir/bin/argonaut.ts api --config $WORK/etc/argonaut/argonaut.yaml"
-        call enable_service argonaut-controller
-        call run_process argonaut-controller "/usr/bin/argonaut-controller --config x"
-        call enable_service argonaut-health-manager
-        call run_process argonaut-health-manager "/usr/bin/argonaut-health --config x"
         call wait_for_service 60 http://10.0.0.5:9876/
     )" "$(calls)"
 }
@@ -452,7 +474,7 @@ function scenario_image_build {
         call install_package debootstrap debian-archive-keyring qemu-utils syslinux syslinux-common mtools dosfstools fdisk e2fsprogs
         call sudo "$dir/amphora/image/build.sh" --out "$out" --cache "$out/cache" --format qcow2
         printf '%s\n' "build.sh --out $out --cache $out/cache --format qcow2"
-        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --tag amphora --file "$out/argonaut-amphora.qcow2"
+        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --project service --tag amphora --file "$out/argonaut-amphora.qcow2"
         call "${os[@]}" flavor show argonaut-amphora
         call "${os[@]}" flavor create argonaut-amphora --ram 1024 --disk 3 --vcpus 1 --private --project service
         call echo_summary "Starting Argonaut"
@@ -471,23 +493,19 @@ function scenario_image_build {
 }
 
 function scenario_refusals {
-    # a service switched on before it exists: a clear die, nothing started
-    function controller_without_cmd { ARGONAUT_ENABLE_CONTROLLER=True; }
-    run_phase controller_without_cmd stack extra
-    check_eq "controller without a command: stack extra fails" 1 "$STATUS"
-    check_eq "controller without a command: calls" "$(
-        call echo_summary "Starting Argonaut"
-        call run_process argonaut-api "$WORK/opt/stack/argonaut/node_modules/.bin/tsx $WORK/opt/stack/argonaut/bin/argonaut.ts api --config /etc/argonaut/argonaut.yaml"
-        call die LINE "argonaut-controller is not available yet (it arrives with the amphora provider): set ARGONAUT_CONTROLLER_CMD to its command line, or leave it off"
-    )" "$(calls)"
-    check_not "the controller must not be started" grep -q "^run_process argonaut-controller" "$CALLS"
-
     function image_without_glance { ARGONAUT_AMPHORA_IMAGE=True; ENABLED_SERVICES=key,mysql,rabbit; }
     run_phase image_without_glance stack extra
     check_eq "image without glance: stack extra fails" 1 "$STATUS"
     check_eq "image without glance: calls" "$(
         call echo_summary "Uploading the Argonaut amphora image"
         call die LINE "ARGONAUT_AMPHORA_IMAGE=True needs glance"
+    )" "$(calls)"
+
+    function bad_topology { ARGONAUT_CONF_DIR=$WORK/etc/argonaut; ARGONAUT_LB_TOPOLOGY=ACTIVE-STANDBY; }
+    run_phase bad_topology stack post-config
+    check_eq "unknown topology: post-config refused" "$(
+        call echo_summary "Configuring Argonaut"
+        call die LINE "ARGONAUT_LB_TOPOLOGY must be SINGLE or ACTIVE_STANDBY, not 'ACTIVE-STANDBY'"
     )" "$(calls)"
 
     function postgres { DATABASE_TYPE=postgresql; }
@@ -529,12 +547,184 @@ function scenario_refusals {
     done
 }
 
+function scenario_nova {
+    # computeDriver nova: RabbitMQ in post-config, the configuration (with the ids of the flavor and
+    # network made in extra) and the migrations in extra, before the API starts
+    function nova_mode {
+        ARGONAUT_CONF_DIR=$WORK/etc/argonaut
+        ARGONAUT_COMPUTE_DRIVER=nova
+        ARGONAUT_LB_TOPOLOGY=ACTIVE_STANDBY
+        ARGONAUT_AMPHORA_IMAGE_URL=https://images.example.net/amphora.qcow2
+        ENABLED_SERVICES=key,mysql,rabbit,tempest,g-api,q-svc,n-api,n-cpu
+    }
+    local dir=$WORK/opt/stack/argonaut data=$WORK/opt/stack/data/argonaut confdir=$WORK/etc/argonaut
+    local tsx=$WORK/opt/stack/argonaut/node_modules/.bin/tsx os=(openstack --os-cloud devstack-admin)
+    rm -rf "$confdir" "$data"
+    run_phase nova_mode stack install
+
+    run_phase nova_mode stack post-config
+    check_eq "nova: post-config exits 0" 0 "$STATUS"
+    check_eq "nova: post-config calls (no migration yet)" "$(
+        call echo_summary "Configuring Argonaut"
+        call sudo install -d -o "$(id -un)" -m 0750 "$confdir"
+        call rpc_backend_add_vhost argonaut
+        call recreate_database argonaut
+        call mysql -uroot "-pdb@pw:/#%" -h10.0.0.6 -e "ALTER DATABASE argonaut CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
+        call create_service_user argonaut
+        call get_or_create_service argonaut load-balancer "Load balancing (Argonaut, Octavia v2 API)"
+        call get_or_create_endpoint svc-0001 RegionOne http://10.0.0.5:9876
+        call get_or_create_role load-balancer_observer
+        call get_or_create_role load-balancer_global_observer
+        call get_or_create_role load-balancer_member
+        call get_or_create_role load-balancer_admin
+        call get_or_create_role load-balancer_quota_admin
+        call get_or_add_user_project_role load-balancer_member demo demo
+    )" "$(calls)"
+    check_absent "nova: no configuration before its resources exist" "$confdir/argonaut.yaml"
+
+    run_phase nova_mode stack extra
+    check_eq "nova: extra exits 0" 0 "$STATUS"
+    check_eq "nova: extra calls" "$(
+        call echo_summary "Uploading the Argonaut amphora image"
+        call curl -fsSL --retry 3 -o "$data/argonaut-amphora.qcow2" https://images.example.net/amphora.qcow2
+        call "${os[@]}" image create argonaut-amphora --disk-format qcow2 --container-format bare --private --project service --tag amphora --file "$data/argonaut-amphora.qcow2"
+        call "${os[@]}" flavor show argonaut-amphora
+        call "${os[@]}" flavor create argonaut-amphora --ram 1024 --disk 3 --vcpus 1 --private --project service
+        call echo_summary "Creating the Argonaut management network"
+        call "${os[@]}" network show lb-mgmt-net
+        call "${os[@]}" network create lb-mgmt-net --project service
+        call "${os[@]}" subnet show lb-mgmt-subnet
+        call "${os[@]}" subnet create lb-mgmt-subnet --network lb-mgmt-net --subnet-range 192.168.0.0/24 --project service
+        call "${os[@]}" security group show lb-mgmt-sec-grp
+        call "${os[@]}" security group create lb-mgmt-sec-grp --project service
+        call "${os[@]}" security group rule create lb-mgmt-sec-grp --protocol icmp --ingress
+        call echo_summary "Configuring Argonaut for Nova amphorae"
+        call "${os[@]}" flavor show -f value -c id argonaut-amphora
+        call "${os[@]}" network show -f value -c id lb-mgmt-net
+        echo "tsx $dir/bin/argonaut.ts migrate --config $confdir/argonaut.yaml (in $dir)"
+        call echo_summary "Starting Argonaut"
+        call run_process argonaut-api "$tsx $dir/bin/argonaut.ts api --config $confdir/argonaut.yaml"
+        call wait_for_service 60 http://10.0.0.5:9876/
+    )" "$(calls)"
+    local key
+    key=$(cat "$data/master.key" 2>/dev/null)
+    check "nova: the master key is 64 hex digits" grep -qxE '[0-9a-f]{64}' <<< "$key"
+    check_eq "nova: the master key is private (mode 600)" 600 "$(stat -c %a "$data/master.key")"
+    check_file "nova: Argonaut config" "$confdir/argonaut.yaml" "# Written by Argonaut's devstack plugin (devstack/plugin.sh); every option: etc/argonaut.example.yaml
+api:
+  host: '0.0.0.0'
+  port: 9876
+  authStrategy: keystone
+  enabledProviderDrivers:
+    'amphora': 'The Octavia Amphora driver.'
+    'octavia': 'Deprecated alias of the Octavia Amphora driver.'
+    'noop': 'The no-op provider (objects go ACTIVE without any data plane).'
+  defaultProviderDriver: 'amphora'
+database:
+  url: 'mysql://root:db%40pw%3A%2F%23%25@10.0.0.6:3306/argonaut'
+  migrateOnStart: false
+keystone:
+  authUrl: 'http://10.0.0.5/identity/v3'
+  username: 'argonaut'
+  password: 'se''rvice pw'
+  projectName: 'service'
+  userDomainName: 'Default'
+  projectDomainName: 'Default'
+  region: 'RegionOne'
+policy:
+  ruleSet: 'advanced'
+  enforceNewDefaults: false
+controllerWorker:
+  loadbalancerTopology: 'ACTIVE_STANDBY'
+  computeDriver: 'nova'
+  networkDriver: 'neutron'
+  amphoraDriver: 'agent'
+messaging:
+  kind: amqp
+  masterKey: '$key'
+  amqp:
+    url: 'amqp://stackrabbit:rabbit-pw@10.0.0.7:5672/argonaut'
+    prefix: 'argonaut'
+nova:
+  flavorId: 'id-of-argonaut-amphora'
+  imageTag: 'amphora'
+  managementNetworkId: 'id-of-lb-mgmt-net'
+  securityGroups: ['lb-mgmt-sec-grp']
+  serverGroupPolicy: 'soft-anti-affinity'
+  keyName: null
+  amqpUrl: null
+logging:
+  level: 'info'"
+    check_eq "nova: config is private (mode 600)" 600 "$(stat -c %a "$confdir/argonaut.yaml")"
+    # for devstack.test.ts
+    cp "$confdir/argonaut.yaml" "$WORK/generated-argonaut-nova.yaml"
+    cp "$data/master.key" "$WORK/generated-master.key"
+
+    # a re-stack (unstack, stack) writes the configuration again with the same key
+    run_phase nova_mode stack extra
+    check_eq "nova: a second extra exits 0" 0 "$STATUS"
+    check_eq "nova: the master key survives a re-stack" "$key" "$(cat "$data/master.key")"
+    check "nova: the rewritten config keeps the key" grep -qxF "  masterKey: '$key'" "$confdir/argonaut.yaml"
+
+    run_phase nova_mode stack test-config
+    check "nova: tempest waits for amphorae" grep -qxF "test_with_noop = False" "$WORK/tempest.conf"
+    check "nova: tempest's topology" grep -qxF "loadbalancer_topology = ACTIVE_STANDBY" "$WORK/tempest.conf"
+
+    # the optional nova settings, and resources the operator made (image and network steps off)
+    function nova_own {
+        nova_mode
+        ARGONAUT_LB_TOPOLOGY=SINGLE
+        ARGONAUT_AMPHORA_IMAGE=False
+        ARGONAUT_MGMT_NETWORK=False
+        ARGONAUT_AMPHORA_KEY_NAME=ops-key
+        ARGONAUT_AMPHORA_AMQP_URL="amqp://amp:pw@192.168.0.1:5672/argonaut"
+        HARNESS_EXISTING="flavor:argonaut-amphora network:lb-mgmt-net"
+    }
+    run_phase nova_own stack extra
+    check_eq "nova (own resources): extra exits 0" 0 "$STATUS"
+    local yaml
+    yaml=$(cat "$confdir/argonaut.yaml")
+    check "nova (own resources): the flavor's id" grep -qxF "  flavorId: 'id-of-argonaut-amphora'" <<< "$yaml"
+    check "nova (own resources): SINGLE: no server group" grep -qxF "  serverGroupPolicy: null" <<< "$yaml"
+    check "nova (own resources): key pair" grep -qxF "  keyName: 'ops-key'" <<< "$yaml"
+    check "nova (own resources): RabbitMQ as amphorae reach it" grep -qxF "  amqpUrl: 'amqp://amp:pw@192.168.0.1:5672/argonaut'" <<< "$yaml"
+    check_not "nova (own resources): nothing created" grep -q " create " "$CALLS"
+
+    # neither the steps nor the operator made the flavor: stop before the API starts
+    function nova_no_flavor { nova_mode; ARGONAUT_AMPHORA_IMAGE=False; }
+    run_phase nova_no_flavor stack extra
+    check_eq "nova without a flavor: extra fails" 1 "$STATUS"
+    check "nova without a flavor: dies saying so" \
+        grep -qxF "$(call die LINE "flavor argonaut-amphora not found (ARGONAUT_AMPHORA_IMAGE=True creates it)")" "$CALLS"
+    check_not "nova without a flavor: no migration" grep -q "migrate" "$CALLS"
+    check_not "nova without a flavor: the API is not started" grep -q "^run_process" "$CALLS"
+
+    # refused in post-config, before any database work
+    function nova_without_nova { nova_mode; ENABLED_SERVICES=key,mysql,rabbit,g-api,q-svc; }
+    function nova_noop_amphorae { nova_mode; ARGONAUT_AMPHORA_DRIVER=noop; }
+    function nova_loopback { nova_mode; ARGONAUT_NETWORK_DRIVER=loopback; }
+    function nova_bad_group { nova_mode; ARGONAUT_AMPHORA_SERVER_GROUP_POLICY=affinity; }
+    local setup message
+    for setup in nova_without_nova nova_noop_amphorae nova_loopback nova_bad_group; do
+        case $setup in
+            nova_without_nova) message="ARGONAUT_COMPUTE_DRIVER=nova needs nova" ;;
+            nova_noop_amphorae) message="ARGONAUT_COMPUTE_DRIVER=nova needs ARGONAUT_AMPHORA_DRIVER=agent (booted amphorae get their configuration from the controller)" ;;
+            nova_loopback) message="ARGONAUT_COMPUTE_DRIVER=nova needs ARGONAUT_NETWORK_DRIVER=neutron" ;;
+            nova_bad_group) message="ARGONAUT_AMPHORA_SERVER_GROUP_POLICY must be anti-affinity, soft-anti-affinity or empty, not 'affinity'" ;;
+        esac
+        run_phase "$setup" stack post-config
+        check_eq "$setup: post-config refused" "$(call echo_summary "Configuring Argonaut"; call die LINE "$message")" "$(calls)"
+    done
+    rm -rf "$confdir" "$data"
+}
+
 check_settings
 scenario_full_cycle
 scenario_tempest_owner_or_admin
 scenario_optional_steps_on
 scenario_image_build
 scenario_refusals
+scenario_nova
 
 echo "harness: $PASSED checks passed, $FAILED failed"
 [[ $FAILED == 0 ]]

@@ -12,7 +12,7 @@ import type { FetchLike } from '../../api/auth/keystone-client.ts';
 import type { Logger } from '../../common/logging.ts';
 import { AmphoraIdSchema } from '../../common/messages.ts';
 import { ServiceClient, type ServiceCredentials } from '../openstack/client.ts';
-import type { AmphoraBootRequest, BootedAmphora, ComputeDriver } from './compute-driver.ts';
+import type { AmphoraAssignRequest, AmphoraBootRequest, BootedAmphora, ComputeDriver } from './compute-driver.ts';
 import { glanceApi, novaApi, NOVA_MICROVERSION_HEADERS, type CreateServerBody } from './nova-api.ts';
 import { agentSettings, DEFAULT_AGENT_SETTINGS_PATH, userData, type AgentTemplate } from './nova-user-data.ts';
 
@@ -96,7 +96,7 @@ export class NovaComputeDriver implements ComputeDriver {
         name: `amphora-${amphoraId}`,
         imageRef,
         flavorRef: o.flavorId,
-        networks: [{ uuid: o.managementNetworkId }, ...(req.portIds ?? []).map((port) => ({ port }))],
+        networks: [{ uuid: o.managementNetworkId }, ...portsAtBoot(req).map((port) => ({ port }))],
         config_drive: true,
         user_data: userData(settings, o.agentSettingsPath ?? DEFAULT_AGENT_SETTINGS_PATH),
         metadata: { 'argonaut-amphora-id': amphoraId, ...(req.loadBalancerId ? { 'argonaut-load-balancer-id': req.loadBalancerId } : {}) },
@@ -138,6 +138,11 @@ export class NovaComputeDriver implements ComputeDriver {
 
   /** Nothing: servers outlive the controller (a restarted controller finds them by their heartbeats). */
   async stop(): Promise<void> {}
+
+  /** A spare given to a load balancer: its VRRP port (neutron) is plugged into the running server. */
+  async assign(computeId: string, req: AmphoraAssignRequest): Promise<void> {
+    if (req.vipInterface) await this.attachPort(computeId, req.vipInterface.portId);
+  }
 
   /** Plugs a Neutron port (e.g. the VRRP port) into a running amphora. */
   async attachPort(computeId: string, portId: string): Promise<void> {
@@ -213,3 +218,8 @@ export class NovaComputeDriver implements ComputeDriver {
 }
 
 export const serverGroupName = (loadBalancerId: string) => `octavia-lb-${loadBalancerId}`;
+
+/** The Neutron ports the server is created with, after its management network: its VRRP port first. */
+function portsAtBoot(req: NovaBootRequest): string[] {
+  return [...new Set([...(req.vipInterface ? [req.vipInterface.portId] : []), ...(req.portIds ?? [])])];
+}

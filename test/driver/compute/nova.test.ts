@@ -270,6 +270,23 @@ describe('nova compute driver (fake Nova)', () => {
     ]);
   });
 
+  it("plugs the amphora's VRRP port (the provider's vipInterface) at boot, and into a claimed spare with assign()", async () => {
+    const { driver } = driverWith({});
+    const vipInterface = { portId: randomUUID(), address: '203.0.113.20', mac: 'fa:16:3e:00:00:01', prefixLength: 24 };
+    const booted = await driver.boot({ ...bootRequest(), vipInterface });
+    expect(creates()[0]!.body.server.networks).toEqual([{ uuid: MGMT_NET }, { port: vipInterface.portId }]);
+
+    const spare = await driver.boot({ ...bootRequest(), loadBalancerId: null, role: null });
+    expect(creates()[1]!.body.server.networks).toEqual([{ uuid: MGMT_NET }]);
+    nova.requests.length = 0;
+    const claimedPort = { ...vipInterface, portId: randomUUID() };
+    await driver.assign(spare.computeId, { amphoraId: randomUUID(), loadBalancerId: randomUUID(), role: 'MASTER', vipAddress: '203.0.113.5', vipInterface: claimedPort });
+    await driver.assign(booted.computeId, { amphoraId: randomUUID(), loadBalancerId: randomUUID(), role: 'STANDALONE', vipAddress: null });
+    expect(nova.requests.map((r) => [r.method, r.path, r.body])).toEqual([
+      ['POST', `/compute/v2.1/servers/${spare.computeId}/os-interface`, { interfaceAttachment: { port_id: claimedPort.portId } }],
+    ]);
+  });
+
   it('takes the newest active Glance image with the tag (and owner)', async () => {
     nova.images = [
       { id: 'newest-image', name: 'amphora-2', created_at: '2024-02-01T00:00:00Z' },

@@ -85,7 +85,7 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
 
     // Restarted and given the configuration again: healthy (the election's next check leaves FAULT).
     await waitFor('healthy again', async () => (await check()).ok === true, 15_000);
-    expect((await check()).workers).toHaveLength(2);
+    await waitFor('both workers back', async () => (await check()).workers!.length === 2, 15_000);
     expect(lines.filter((l) => l.event === 'fail')).toHaveLength(1);
   }, 60_000);
 
@@ -100,6 +100,29 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
       return now.ok === true && now.workers!.length === 2;
     }, 15_000);
     // The replacement is the first slot, whose version the merged snapshot carries.
+    expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 2 });
+  }, 60_000);
+
+  it('an apply waiting for a restart survives the replacement dying while it boots (the next one gets it)', async () => {
+    const { lines, check, ask } = await startChild();
+    const original = (await check()).workers!;
+    process.kill(original[0]!, 'SIGKILL');
+    const before = lines.length;
+    child!.stdin!.write('apply 2\n');
+    // The replacement is killed as soon as it is seen: it takes a while to boot.
+    let replacement: number | undefined;
+    await waitFor('the replacement forked', async () => {
+      replacement = (await check()).workers!.find((pid) => !original.includes(pid));
+      return replacement !== undefined;
+    }, 15_000, 5);
+    process.kill(replacement!, 'SIGKILL');
+    const settled = (l: Line) => l.event === 'applied' || l.event === 'apply-failed';
+    await waitFor('the apply settled', () => lines.slice(before).some(settled), 25_000);
+    expect(lines.slice(before).find(settled)).toEqual({ event: 'applied', configVersion: 2 });
+    await waitFor('both workers serving', async () => {
+      const now = await check();
+      return now.ok === true && now.workers!.length === 2;
+    }, 15_000);
     expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 2 });
   }, 60_000);
 });

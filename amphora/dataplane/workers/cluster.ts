@@ -1,4 +1,4 @@
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AmphoraConfigError, type AmphoraConfig } from '../../../common/amphora-config/index.ts';
 import { diffConfigs, type ConfigDiff } from '../config/diff.ts';
@@ -11,6 +11,7 @@ import { mergeSnapshots, type DataPlaneSnapshot } from '../stats/snapshot.ts';
 import { TICKET_SECRET_ENV, ticketSecret } from '../tls/ticket-keys.ts';
 import type { StickListener } from '../balancer/backend.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
+import { WorkerSlot } from './worker-slot.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 const REPLY_TIMEOUT_MS = 30_000;
@@ -22,13 +23,8 @@ export interface ClusterOptions {
   logLevel: string;
 }
 
-interface Slot {
-  index: number;
-  worker: Worker;
-  ready: Promise<void>;
-  /** Up and running the current configuration (false from its death until its replacement runs it). */
-  serving: boolean;
-}
+/** How long restarts of a worker that keeps dying wait, at most (the delay doubles from RESTART_DELAY_MS). */
+const MAX_RESTART_DELAY_MS = 10_000;
 
 /**
  * The data plane on every core: one worker process per core sharing the listening sockets (the kernel
@@ -37,10 +33,9 @@ interface Slot {
  * workers and adds up their stats. A worker that dies is replaced and brought up to date.
  */
 export class ClusterDataPlane implements DataPlane {
-  private readonly slots: Slot[] = [];
+  private readonly slots: WorkerSlot[] = [];
   private running: AmphoraConfig | null = null;
   private seq = 0;
-  private readonly waiters = new Map<string, (message: FromWorker) => void>();
   private readonly health: HealthSupervisor;
   /** Direct-routing listeners are nftables rules, programmed once here, not in the workers. */
   readonly directRouting: DirectRouting;
@@ -48,8 +43,10 @@ export class ClusterDataPlane implements DataPlane {
   private applying: Promise<unknown> = Promise.resolve();
   private readonly learnListeners: StickListener[] = [];
   private readonly stoppedServingListeners: ((reason: string) => void)[] = [];
-  /** Called at every spawn: an apply waiting for a dead worker's replacement looks again. */
+  /** Called at every spawn (and at stop): an apply waiting for a dead worker's replacement looks again. */
   private spawnWaiters: (() => void)[] = [];
+  /** Deaths of each slot's workers since one last took the configuration: the restart delay grows with them. */
+  private readonly deaths: number[] = [];
 
   constructor(private readonly options: ClusterOptions) {
     this.directRouting = new DirectRouting({ log: options.log });
@@ -67,13 +64,14 @@ export class ClusterDataPlane implements DataPlane {
     // Workers accept on the shared sockets themselves instead of the primary handing connections out.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_ENTRY, silent: false });
-    const starting: Promise<void>[] = [];
-    for (let i = 0; i < this.options.workers; i++) starting.push(this.spawn(i));
-    await Promise.all(starting);
-    for (const slot of this.slots) slot.serving = true;
+    const slots: WorkerSlot[] = [];
+    for (let i = 0; i < this.options.workers; i++) slots.push(this.spawn(i));
+    const started = await Promise.all(slots.map((slot) => slot.ready));
+    if (started.includes(false)) throw new Error('a data plane worker exited while starting');
+    for (const slot of slots) slot.serving = !slot.dead;
   }
 
-  private spawn(index: number): Promise<void> {
+  private spawn(index: number): WorkerSlot {
     const worker = cluster.fork({
       ARGONAUT_WORKER_INDEX: String(index),
       ARGONAUT_WORKERS: String(this.options.workers),
@@ -81,62 +79,81 @@ export class ClusterDataPlane implements DataPlane {
       // Every worker derives the same TLS session-ticket keys: a session resumes on any of them.
       [TICKET_SECRET_ENV]: ticketSecret().toString('hex'),
     });
-    let markReady: () => void = () => {};
-    const ready = new Promise<void>((resolve) => (markReady = resolve));
-    const slot: Slot = { index, worker, ready, serving: false };
+    const slot = new WorkerSlot(index, worker, this.options.log, {
+      message: (from, message) => this.onMessage(from, message),
+      exit: (from, how) => this.onExit(from, how),
+    });
     this.slots[index] = slot;
+    this.wakeSpawnWaiters();
+    return slot;
+  }
+
+  private wakeSpawnWaiters(): void {
     const waiters = this.spawnWaiters;
     this.spawnWaiters = [];
     for (const wake of waiters) wake();
-    worker.on('message', (message: FromWorker) => {
-      if (message.type === 'ready') markReady();
-      else this.onMessage(slot, message);
-    });
-    worker.on('exit', (code, signal) => {
-      if (this.stopping || this.slots[index] !== slot) return;
-      this.options.log.error({ worker: index, code, signal }, 'worker died; restarting it');
-      const wasServing = this.slots.some((s) => s.serving);
-      slot.serving = false;
-      if (wasServing && this.running !== null && !this.slots.some((s) => s.serving)) {
-        for (const listener of this.stoppedServingListeners) listener('every data plane worker died');
+  }
+
+  private onExit(slot: WorkerSlot, how: { code: number | null; signal: string | null; wasServing: boolean }): void {
+    if (this.stopping || this.slots[slot.index] !== slot) return;
+    const index = slot.index;
+    const deaths = (this.deaths[index] = (this.deaths[index] ?? 0) + 1);
+    const delayMs = Math.min(RESTART_DELAY_MS * 2 ** (deaths - 1), MAX_RESTART_DELAY_MS);
+    this.options.log.error({ worker: index, code: how.code, signal: how.signal, restartInMs: delayMs }, 'worker died; restarting it');
+    setTimeout(() => {
+      if (!this.stopping) this.respawn(index).catch((err: Error) => this.options.log.error({ worker: index, err: err.message }, 'restart failed'));
+    }, delayMs);
+    if (how.wasServing && this.running !== null && !this.slots.some((s) => s.serving)) {
+      for (const listener of this.stoppedServingListeners) {
+        try {
+          listener('every data plane worker died');
+        } catch (err) {
+          this.options.log.error({ err }, 'a stopped-serving listener failed');
+        }
       }
-      for (const [key, resolve] of this.waiters) {
-        if (key.startsWith(`${worker.id}:`)) resolve({ type: 'prepared', seq: -1, error: 'worker died' });
-      }
-      setTimeout(() => {
-        if (!this.stopping) this.respawn(index).catch((err: Error) => this.options.log.error({ worker: index, err: err.message }, 'restart failed'));
-      }, RESTART_DELAY_MS);
-    });
-    return ready;
+    }
   }
 
   private async respawn(index: number): Promise<void> {
-    await this.spawn(index);
-    const slot = this.slots[index]!;
+    const slot = this.spawn(index);
+    // One that dies while booting is restarted by its exit.
+    if (!(await slot.ready)) return;
     // In turn with applies: the running configuration is the one the last apply committed.
     const run = this.applying.then(() => this.bringUpToDate(slot));
     this.applying = run.catch(() => undefined);
     await run;
   }
 
-  private async bringUpToDate(slot: Slot): Promise<void> {
-    if (this.running !== null) {
-      const seq = ++this.seq;
-      const reply = await this.request(slot, { type: 'prepare', seq, config: this.running }, 'prepared');
-      if (reply.type === 'prepared' && reply.error !== null) throw new Error(reply.error);
-      await this.request(slot, { type: 'commit', seq }, 'committed');
-      this.sendTo(slot, { type: 'health', reports: this.health.reports() });
+  /** Gives a restarted worker the running configuration; one that cannot take it is killed, so that it is restarted (later each time). */
+  private async bringUpToDate(slot: WorkerSlot): Promise<void> {
+    if (slot.dead || this.slots[slot.index] !== slot) return;
+    try {
+      if (this.running !== null) {
+        const seq = ++this.seq;
+        const prepared = await slot.request({ type: 'prepare', seq, config: this.running }, 'prepared', REPLY_TIMEOUT_MS);
+        if (prepared.type === 'prepared' && prepared.error !== null) throw new Error(prepared.error);
+        await slot.request({ type: 'commit', seq }, 'committed', REPLY_TIMEOUT_MS);
+        slot.send({ type: 'health', reports: this.health.reports() });
+      }
+    } catch (err) {
+      if (!slot.dead) {
+        this.options.log.error({ worker: slot.index, err: (err as Error).message }, 'a restarted worker did not take the running configuration; killing it to restart it');
+        slot.kill();
+      }
+      throw err;
     }
+    if (slot.dead) return;
     slot.serving = true;
+    this.deaths[slot.index] = 0;
   }
 
   /**
    * Prepares `config` in the worker of slot `index`; a worker that dies meanwhile is replaced by its
    * restart, which is prepared instead (so an apply does not fail for a worker crash).
    */
-  private async prepareOn(index: number, seq: number, config: AmphoraConfig, deadline: number): Promise<{ slot: Slot; error: string | null }> {
+  private async prepareOn(index: number, seq: number, config: AmphoraConfig, deadline: number): Promise<{ slot: WorkerSlot; error: string | null }> {
     for (;;) {
-      let slot: Slot;
+      let slot: WorkerSlot;
       try {
         slot = await this.living(index, deadline);
       } catch (err) {
@@ -144,30 +161,35 @@ export class ClusterDataPlane implements DataPlane {
       }
       let error: string | null;
       try {
-        const reply = await this.request(slot, { type: 'prepare', seq, config }, 'prepared');
+        const reply = await slot.request({ type: 'prepare', seq, config }, 'prepared', Math.max(1, deadline - Date.now()));
         error = reply.type === 'prepared' ? reply.error : `unexpected reply ${reply.type}`;
       } catch (err) {
         error = (err as Error).message;
       }
-      if (error !== null && !slot.worker.isConnected()) continue;
+      if (error !== null && slot.dead) continue;
       return { slot, error };
     }
   }
 
   /**
-   * The worker of slot `index` once it is up: a dead one's replacement (restarted after
-   * RESTART_DELAY_MS), so that an apply that comes meanwhile reaches it rather than failing.
+   * The worker of slot `index` once it is ready: a dead one's replacement (restarted after a delay,
+   * or one that dies while booting, the next one), so that an apply that comes meanwhile reaches it
+   * rather than failing. Rejects at the deadline or when the data plane stops.
    */
-  private async living(index: number, deadline: number): Promise<Slot> {
+  private async living(index: number, deadline: number): Promise<WorkerSlot> {
     for (;;) {
-      const slot = this.slots[index]!;
-      if (slot.worker.isConnected()) {
-        await slot.ready;
-        return slot;
-      }
       if (this.stopping) throw new Error('the data plane is stopping');
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`worker ${index} was not restarted in time`);
+      if (left <= 0) throw new Error(`worker ${index} was not running in time`);
+      const slot = this.slots[index]!;
+      if (!slot.dead) {
+        const ready = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), left);
+          void slot.ready.then((ok) => (clearTimeout(timer), resolve(ok)));
+        });
+        if (ready && !slot.dead) return slot;
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.spawnWaiters.push(() => (clearTimeout(timer), resolve()));
@@ -175,56 +197,30 @@ export class ClusterDataPlane implements DataPlane {
     }
   }
 
-  private onMessage(slot: Slot, message: FromWorker): void {
+  private onMessage(slot: WorkerSlot, message: FromWorker): void {
     switch (message.type) {
       case 'stick':
         // To every worker, the sender included: two workers that learned different members for the
         // same new key at once (its first connections reached both) then apply both entries in this
         // order and agree on the last; relayed to the others only, each kept the other's and they
         // swapped for good.
-        for (const each of this.slots) this.sendTo(each, message);
+        for (const each of this.slots) each.send(message);
         for (const listener of this.learnListeners) listener(message.poolId, message.key, message.serverId);
         return;
       case 'metrics':
         this.snapshot().then(
-          (snap) => this.sendTo(slot, { type: 'metrics', seq: message.seq, text: renderPrometheus(snap), error: null }),
-          (err: Error) => this.sendTo(slot, { type: 'metrics', seq: message.seq, text: null, error: err.message }),
+          (snap) => slot.send({ type: 'metrics', seq: message.seq, text: renderPrometheus(snap), error: null }),
+          (err: Error) => slot.send({ type: 'metrics', seq: message.seq, text: null, error: err.message }),
         );
         return;
-      case 'ready':
+      default:
         return;
-      default: {
-        const key = `${slot.worker.id}:${message.type}:${message.seq}`;
-        const resolve = this.waiters.get(key);
-        this.waiters.delete(key);
-        resolve?.(message);
-      }
     }
   }
 
-  private sendTo(slot: Slot, message: ToWorker): void {
-    if (slot.worker.isConnected()) slot.worker.send(message);
-  }
-
+  /** To every ready worker (one still booting gets the running configuration and health when brought up to date). */
   private broadcast(message: ToWorker): void {
-    for (const slot of this.slots) this.sendTo(slot, message);
-  }
-
-  private request(slot: Slot, message: ToWorker & { seq: number }, replyType: FromWorker['type']): Promise<FromWorker> {
-    return new Promise((resolve, reject) => {
-      // A dead worker would never answer: say so now rather than after the reply timeout.
-      if (!slot.worker.isConnected()) return reject(new Error(`worker ${slot.index} is not running`));
-      const key = `${slot.worker.id}:${replyType}:${message.seq}`;
-      const timer = setTimeout(() => {
-        this.waiters.delete(key);
-        reject(new Error(`worker ${slot.index} did not answer ${message.type} in time`));
-      }, REPLY_TIMEOUT_MS);
-      this.waiters.set(key, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      });
-      this.sendTo(slot, message);
-    });
+    for (const slot of this.slots) slot.send(message);
   }
 
   async apply(input: unknown): Promise<ConfigDiff> {
@@ -242,19 +238,27 @@ export class ClusterDataPlane implements DataPlane {
     const slots = prepared.map((p) => p.slot);
     const errors = prepared.flatMap((p) => (p.error === null ? [] : [p.error]));
     if (errors.length > 0) {
-      for (const slot of slots) this.sendTo(slot, { type: 'abort', seq });
+      for (const slot of slots) slot.send({ type: 'abort', seq });
       throw new AmphoraConfigError([{ path: [], message: `cannot apply: ${[...new Set(errors)].join('; ')}` }]);
     }
     try {
       await this.directRouting.commit(direct);
     } catch (err) {
-      this.broadcast({ type: 'abort', seq });
+      for (const slot of slots) slot.send({ type: 'abort', seq });
       throw err;
     }
     // A worker that dies now is restarted with the configuration committed here (bringUpToDate).
-    const commits = await Promise.allSettled(slots.map((slot) => this.request(slot, { type: 'commit', seq }, 'committed')));
+    const commits = await Promise.allSettled(slots.map((slot) => slot.request({ type: 'commit', seq }, 'committed', REPLY_TIMEOUT_MS)));
     for (const [i, c] of commits.entries()) {
-      if (c.status === 'rejected') this.options.log.error({ worker: slots[i]!.index, err: (c.reason as Error).message }, 'a worker did not confirm the commit');
+      const slot = slots[i]!;
+      if (c.status === 'fulfilled') {
+        if (!slot.dead) slot.serving = true;
+      } else {
+        this.options.log.error({ worker: slot.index, err: (c.reason as Error).message }, 'a worker did not confirm the commit');
+      }
+    }
+    if (!commits.some((c) => c.status === 'fulfilled')) {
+      throw new AmphoraConfigError([{ path: [], message: 'cannot apply: no data plane worker confirmed the commit (every one died)' }]);
     }
     const diff = diffConfigs(this.running, config);
     this.running = config;
@@ -268,9 +272,9 @@ export class ClusterDataPlane implements DataPlane {
 
   async snapshot(): Promise<DataPlaneSnapshot> {
     const seq = ++this.seq;
-    // The living workers' (a dead one's counters died with it): a heartbeat must not wait for a restart.
-    const living = this.slots.filter((slot) => slot.worker.isConnected());
-    const replies = await Promise.all(living.map((slot) => this.request(slot, { type: 'snapshot', seq }, 'snapshot')));
+    // The ready workers' (a dead one's counters died with it): a heartbeat must not wait for a restart.
+    const ready = this.slots.filter((slot) => slot.isReady);
+    const replies = await Promise.all(ready.map((slot) => slot.request({ type: 'snapshot', seq }, 'snapshot', REPLY_TIMEOUT_MS)));
     return this.directRouting.addTo(mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : []))));
   }
 
@@ -297,17 +301,17 @@ export class ClusterDataPlane implements DataPlane {
 
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    this.wakeSpawnWaiters();
     this.health.stop();
     const direct = this.directRouting.stop();
     const exits = this.slots.map(
       (slot) =>
         new Promise<void>((resolve) => {
-          if (slot.worker.isDead()) return resolve();
+          if (slot.dead) return resolve();
           slot.worker.once('exit', () => resolve());
-          this.sendTo(slot, { type: 'shutdown', graceMs });
-          setTimeout(() => {
-            if (!slot.worker.isDead()) slot.worker.kill('SIGKILL');
-          }, graceMs + 5_000).unref();
+          // One still booting serves nothing yet (and could not take the message).
+          if (!slot.send({ type: 'shutdown', graceMs })) return slot.kill();
+          setTimeout(() => slot.kill(), graceMs + 5_000).unref();
         }),
     );
     await Promise.all([...exits, direct]);

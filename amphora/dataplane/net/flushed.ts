@@ -8,7 +8,8 @@ const NOTHING = Buffer.alloc(0);
  *
  * Not 'drain': Node emits it only after a write() that returned false, so a socket with a few bytes
  * still queued (written while connecting, or when the kernel took part of a write) would never emit it.
- * An empty write completes right after the writes queued before it.
+ * An empty write completes right after the writes queued before it. The sockets must not have been
+ * ended (a write after end() destroys them): sessions use allowHalfOpen and end nothing before.
  */
 export function whenFlushed(sockets: readonly net.Socket[], done: () => void): void {
   const waiting = sockets.filter((s) => s.writableLength > 0);

@@ -307,9 +307,14 @@ describe('amphora agent: heartbeats', () => {
     }
     const sum = (key: 'rx' | 'tx' | 'totconns' | 'ereq') => s.controller.heartbeatsSince(from).reduce((n, h) => n + (h.listeners[id.l1]?.stats[key] ?? 0), 0);
     await waitFor('three connections reported', () => sum('totconns') === 3);
-    await sleep(250); // two more heartbeats: nothing more may be added
+    // Then two quiet heartbeats in a row (instead of a fixed wait that a loaded machine may fill with
+    // fewer heartbeats): everything is reported, and nothing more may be added.
+    const quiet = (h: Heartbeat | undefined) => JSON.stringify(h?.listeners[id.l1]?.stats) === JSON.stringify({ tx: 0, rx: 0, conns: 0, totconns: 0, ereq: 0 });
+    await waitFor('two quiet heartbeats', () => {
+      const since = s.controller.heartbeatsSince(from);
+      return since.length >= 2 && quiet(since.at(-1)) && quiet(since.at(-2));
+    });
     expect({ rx: sum('rx'), tx: sum('tx'), totconns: sum('totconns'), ereq: sum('ereq') }).toEqual({ rx: sent, tx: received, totconns: 3, ereq: 0 });
-    expect(last()!.listeners[id.l1].stats).toEqual({ tx: 0, rx: 0, conns: 0, totconns: 0, ereq: 0 });
 
     // A TCP listener with connectionLimit 1 and one client connected: FULL, conns 1 (absolute).
     const client = net.connect({ host: s.vip, port: p2 });
@@ -323,11 +328,16 @@ describe('amphora agent: heartbeats', () => {
     // Sequence numbers go up by one; the cadence follows heartbeatIntervalMs.
     const seqs = s.controller.heartbeats.map((h) => h.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
+    // 10 a second at 100 ms; a loaded machine delays the timers, so the floor only tells periodic
+    // heartbeats from none or one a second (at most 2 in the window); the ceiling is one per interval
+    // over the window actually slept.
     const before = s.controller.heartbeats.length;
+    const startedAt = Date.now();
     await sleep(1000);
-    const inOneSecond = s.controller.heartbeats.length - before;
-    expect(inOneSecond).toBeGreaterThanOrEqual(7);
-    expect(inOneSecond).toBeLessThanOrEqual(12);
+    const window = Date.now() - startedAt;
+    const inWindow = s.controller.heartbeats.length - before;
+    expect(inWindow).toBeGreaterThanOrEqual(4);
+    expect(inWindow).toBeLessThanOrEqual(Math.floor(window / 100) + 2);
     expect(agent.status().heartbeats.failed).toBe(0);
   });
 

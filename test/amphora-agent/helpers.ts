@@ -49,8 +49,12 @@ export function memberPool(id: string, protocol: PoolInput['protocol'], members:
   };
 }
 
+/**
+ * A dead member (connection refused) is DOWN at its first check; a healthy one stays UP through an
+ * event-loop stall: it takes a check slower than 250 ms to fail, and three failures in a row to go DOWN.
+ */
 export function httpMonitor(id: string): HealthMonitorInput {
-  return { id, type: 'HTTP', delay: 100, timeout: 100, maxRetries: 1, maxRetriesDown: 1, urlPath: '/' };
+  return { id, type: 'HTTP', delay: 250, timeout: 250, maxRetries: 1, maxRetriesDown: 3, urlPath: '/' };
 }
 
 /** A logger that keeps every event at or above `level` for assertions (and prints nothing). */

@@ -9,7 +9,7 @@ import { createLogger } from '../../common/logging.ts';
 import { PersistenceJournal, type PersistenceEntry } from '../../amphora/agent/persistence-journal.ts';
 import { batchMac, SyncReceiver, SyncSender, SYNC_PROTOCOL } from '../../amphora/agent/persistence-sync.ts';
 import { VrrpRunner, type ElectionHandle, type ElectionSettings } from '../../amphora/agent/vrrp-runner.ts';
-import { config, freePort, httpListener, pool, request, Resources, sleep, startDataPlane, startHttpMember } from '../dataplane/helpers.ts';
+import { config, freePort, httpListener, pool, request, Resources, startDataPlane, startHttpMember } from '../dataplane/helpers.ts';
 import { waitFor } from './helpers.ts';
 
 const log = createLogger('sync-test', process.env.ARGONAUT_TEST_LOG ?? 'silent');
@@ -191,29 +191,40 @@ describe('VrrpRunner', () => {
     ];
     const elections: StandInElection[] = [];
     const changes = [0, 0];
-    const runners = await Promise.all(
-      pair.map(async (p, i) => {
-        const input: AmphoraConfigInput = {
-          ...config([httpListener(1, p.port, 2)], [pool(2, 'HTTP', members.map((m, j) => ({ id: 10 + j, port: m.port })), { sessionPersistence: { type: 'SOURCE_IP', timeout: 60_000 } })]),
-          amphoraId: p.amphora,
-          vrrp: { role: i === 0 ? 'MASTER' : 'BACKUP', priority: i === 0 ? 100 : 90, address: p.address, peers: [p.peer], interface: 'lo', authKey: 'ef'.repeat(32), syncPort },
+    const runners: VrrpRunner[] = [];
+    /** The client addresses whose entries the BACKUP's data plane got from the MASTER. */
+    const imported = new Set<string>();
+    // The BACKUP first: it listens before the MASTER's sender connects (a sender that finds nobody
+    // tries again only 500 ms later).
+    for (const i of [1, 0]) {
+      const p = pair[i]!;
+      const input: AmphoraConfigInput = {
+        ...config([httpListener(1, p.port, 2)], [pool(2, 'HTTP', members.map((m, j) => ({ id: 10 + j, port: m.port })), { sessionPersistence: { type: 'SOURCE_IP', timeout: 60_000 } })]),
+        amphoraId: p.amphora,
+        vrrp: { role: i === 0 ? 'MASTER' : 'BACKUP', priority: i === 0 ? 100 : 90, address: p.address, peers: [p.peer], interface: 'lo', authKey: 'ef'.repeat(32), syncPort },
+      };
+      const dp = await startDataPlane(r, input);
+      if (i === 1) {
+        const importPersistence = dp.importPersistence.bind(dp);
+        dp.importPersistence = (poolId, key, serverId) => {
+          imported.add(key);
+          importPersistence(poolId, key, serverId);
         };
-        const dp = await startDataPlane(r, input);
-        const runner = new VrrpRunner({
-          dataPlane: dp,
-          log,
-          startElection: async (settings) => {
-            const e = new StandInElection(settings);
-            elections[i] = e;
-            return e;
-          },
-          onChange: () => changes[i]!++,
-        });
-        r.add(() => runner.stop());
-        await runner.update(parseAmphoraConfig(input));
-        return runner;
-      }),
-    );
+      }
+      const runner = new VrrpRunner({
+        dataPlane: dp,
+        log,
+        startElection: async (settings) => {
+          const e = new StandInElection(settings);
+          elections[i] = e;
+          return e;
+        },
+        onChange: () => changes[i]!++,
+      });
+      r.add(() => runner.stop());
+      await runner.update(parseAmphoraConfig(input));
+      runners[i] = runner;
+    }
     expect(elections[0]!.settings).toEqual({
       interface: 'lo', vips: ['127.0.0.1'], localAddress: '127.0.0.61', peers: ['127.0.0.62'], routerId: 1, priority: 100, advertIntervalMs: 1000, preempt: false, authKey: 'ef'.repeat(32),
     });
@@ -227,7 +238,7 @@ describe('VrrpRunner', () => {
     for (const c of clients) onMaster.set(c, (await request(pair[0]!.port, { localAddress: c })).body);
     expect(new Set(onMaster.values()).size).toBe(2);
     // The BACKUP's own round robin would start again from the first member: the shared entries win.
-    await sleep(200);
+    await waitFor("the MASTER's entries at the BACKUP", () => clients.every((c) => imported.has(c)), 5000);
     for (const c of [...clients].reverse()) expect((await request(pair[1]!.port, { localAddress: c })).body).toBe(onMaster.get(c));
 
     // A configuration without the section stops the election and reports nothing.

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
+import { holdSubmissions } from '../helpers/hold.ts';
 
 const SUBNET = '5d7b5a6c-0e5f-4c55-9a4b-3f7e7f0f8a10';
 const MISSING = '3f0cbd52-1d36-4d31-9a3e-2d5e0c3c1a77';
@@ -21,8 +22,7 @@ let other: Client;
 let noRoles: Client;
 
 beforeAll(async () => {
-  // A short worker delay makes the PENDING_UPDATE of a failover observable.
-  api = await startApi({ controllerWorker: { workerDelayMs: 150 } }, { keystone: true });
+  api = await startApi({}, { keystone: true });
   admin = api.client('admin-project:admin');
   owner = api.client('p1:member');
   ownerReader = api.client('p1:reader');
@@ -152,6 +152,8 @@ describe('failover', () => {
   it('sets the load balancer PENDING_UPDATE, answers 202 with no body, and replaces the amphora', async () => {
     const lb = await createLb(owner);
     const [old] = await amphoraeOf(lb.id);
+    // Held, the failover cannot move the status on before the checks below.
+    const held = holdSubmissions(api);
     const r = await admin.put(`${A}/${old.id}/failover`);
     expect(r.status).toBe(202);
     expect(r.body).toBeNull();
@@ -161,7 +163,7 @@ describe('failover', () => {
     expect(again.status).toBe(409);
     expect(again.body.faultstring).toBe(`Load Balancer ${lb.id} is immutable and cannot be updated.`);
 
-    await api.settle();
+    await held.release();
     expect(await lbStatus(lb.id)).toBe('ACTIVE');
     const now = await amphoraeOf(lb.id);
     expect(now).toHaveLength(1);
@@ -230,11 +232,12 @@ describe('config', () => {
   it('answers 202 with no body and changes no status', async () => {
     const lb = await createLb(owner);
     const [amp] = await amphoraeOf(lb.id);
+    const held = holdSubmissions(api);
     const r = await admin.put(`${A}/${amp.id}/config`);
     expect(r.status).toBe(202);
     expect(r.body).toBeNull();
     expect(await lbStatus(lb.id)).toBe('ACTIVE');
-    await api.settle();
+    await held.release();
     expect(await lbStatus(lb.id)).toBe('ACTIVE');
     expect((await amphoraeOf(lb.id))[0].id).toBe(amp.id);
   });
@@ -262,6 +265,7 @@ describe('delete', () => {
     const [amp] = await amphoraeOf(lb.id);
     await models().amphora.update({ status: 'ERROR' }, { where: { id: amp.id } });
     for (const c of [owner, other, ownerReader]) expect((await c.delete(`${A}/${amp.id}`)).status).toBe(403);
+    const held = holdSubmissions(api);
     const r = await admin.delete(`${A}/${amp.id}`);
     expect(r.status).toBe(204);
     expect(r.body).toBeNull();
@@ -270,7 +274,7 @@ describe('delete', () => {
     expect(shown.updated_at).not.toBeNull();
     expect((await admin.delete(`${A}/${amp.id}`)).status).toBe(409);
     // The provider then deletes it: it is hidden from show and list.
-    await api.settle();
+    await held.release();
     expect((await admin.get(`${A}/${amp.id}`)).status).toBe(404);
     expect((await admin.get(`${A}?loadbalancer_id=${lb.id}`)).body.amphorae.map((a: { id: string }) => a.id)).not.toContain(amp.id);
   });

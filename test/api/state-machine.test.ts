@@ -1,12 +1,13 @@
 // The provisioning state machine (contract §1.9): statuses the API sets synchronously, 409s while
 // anything is PENDING_*, immutable parents (pool for members/monitors, L7 policy for rules), ERROR
 // handling, cascade delete, and deleted load balancers staying hidden.
-// PENDING_* states are observed deterministically: hold() keeps the provider from receiving the
-// submitted operations until release(); the exhaustive 409 matrices put the statuses in place directly.
+// PENDING_* states are observed deterministically: holdSubmissions keeps the provider from receiving
+// the submitted operations until release(); the exhaustive 409 matrices put the statuses in place
+// directly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProviderRequest } from '../../driver/provider.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { BASE, expectFault, SUBNET_ID, statusOf, type Obj } from '../helpers/fixtures.ts';
+import { holdSubmissions } from '../helpers/hold.ts';
 
 const LBS = `${BASE}/loadbalancers`;
 
@@ -46,30 +47,13 @@ describe('state machine', () => {
     return { lb, listener, pool, member: pool.members[0], hm: pool.healthmonitor, policy: listener.l7policies[0], rule: listener.l7policies[0].rules[0] };
   }
 
-  /** Holds every operation submitted to the amphora provider until release() (which then waits for them). */
-  function hold(): { release: () => Promise<void> } {
-    const driver = api.service.services.providers.get('amphora')!;
-    const own = Object.getOwnPropertyDescriptor(driver, 'submit');
-    const original = driver.submit;
-    const held: ProviderRequest[] = [];
-    driver.submit = (req: ProviderRequest) => void held.push(req);
-    return {
-      async release() {
-        if (own) Object.defineProperty(driver, 'submit', own);
-        else delete (driver as { submit?: unknown }).submit;
-        for (const req of held) original.call(driver, req);
-        await api.settle();
-      },
-    };
-  }
-
   const setStatus = async (table: 'load_balancer' | 'listener' | 'pool' | 'l7policy', id: string, status: string) => {
     const { db } = api.service.services;
     await db.tx((t) => db.models[table].update({ provisioning_status: status }, { where: { id }, transaction: t }));
   };
 
   it('create answers PENDING_CREATE and the load balancer cannot be changed until ACTIVE', async () => {
-    let h = hold();
+    let h = holdSubmissions(api);
     const res = await c.post(LBS, { loadbalancer: { vip_subnet_id: SUBNET_ID } });
     const id = res.body.loadbalancer.id;
     expectFault(await c.put(`${LBS}/${id}`, { loadbalancer: { name: 'x' } }), 409, `Invalid state PENDING_CREATE of loadbalancer resource ${id}`);
@@ -78,11 +62,11 @@ describe('state machine', () => {
     expect(await statusOf(api, 'load_balancer', id)).toBe('PENDING_CREATE');
     await h.release();
     expect(await statusOf(api, 'load_balancer', id)).toBe('ACTIVE');
-    h = hold();
+    h = holdSubmissions(api);
     expect((await c.put(`${LBS}/${id}`, { loadbalancer: { name: 'x' } })).status).toBe(200);
     expectFault(await c.put(`${LBS}/${id}`, { loadbalancer: { name: 'y' } }), 409, `Invalid state PENDING_UPDATE of loadbalancer resource ${id}`);
     await h.release();
-    h = hold();
+    h = holdSubmissions(api);
     expect((await c.delete(`${LBS}/${id}`)).status).toBe(204);
     expectFault(await c.delete(`${LBS}/${id}`), 409, `Invalid state PENDING_DELETE of loadbalancer resource ${id}`);
     expect(await statusOf(api, 'load_balancer', id)).toBe('PENDING_DELETE');
@@ -109,7 +93,7 @@ describe('state machine', () => {
   });
 
   it('validation (400) and ownership (403) come before the status lock (409)', async () => {
-    const h = hold();
+    const h = holdSubmissions(api);
     const res = await c.post(LBS, { loadbalancer: { vip_subnet_id: SUBNET_ID } });
     const id = res.body.loadbalancer.id;
     expectFault(await c.put(`${LBS}/${id}`, { loadbalancer: { name: 5 } }), 400);
@@ -131,7 +115,7 @@ describe('state machine', () => {
       expect(got).toEqual({ lb: 'ACTIVE', listener: 'ACTIVE', pool: 'ACTIVE', member: 'ACTIVE', hm: 'ACTIVE', policy: 'ACTIVE', rule: 'ACTIVE', ...want });
     };
     const step = async (call: () => Promise<{ status: number }>, status: number, want: Record<string, string>) => {
-      const h = hold();
+      const h = holdSubmissions(api);
       expect((await call()).status).toBe(status);
       await expectStatuses(want);
       await h.release();
@@ -147,14 +131,14 @@ describe('state machine', () => {
     await step(() => c.put(`${BASE}/l7policies/${t.policy.id}/rules/${t.rule.id}`, { rule: { value: '/y' } }), 200,
       { lb: 'PENDING_UPDATE', listener: 'PENDING_UPDATE', policy: 'PENDING_UPDATE', rule: 'PENDING_UPDATE' });
     await step(() => c.put(`${LBS}/${t.lb.id}`, { loadbalancer: { name: 'n' } }), 200, { lb: 'PENDING_UPDATE' });
-    let h = hold();
+    let h = holdSubmissions(api);
     const created = await c.post(`${BASE}/pools/${t.pool.id}/members`, { member: { address: '192.0.2.11', protocol_port: 80 } });
     expect(created.status).toBe(201);
     expect(await statusOf(api, 'member', created.body.member.id)).toBe('PENDING_CREATE');
     await expectStatuses({ lb: 'PENDING_UPDATE', listener: 'PENDING_UPDATE', pool: 'PENDING_UPDATE' });
     await h.release();
     await expectStatuses({});
-    h = hold();
+    h = holdSubmissions(api);
     expect((await c.delete(`${BASE}/pools/${t.pool.id}/members/${created.body.member.id}`)).status).toBe(204);
     expect(await statusOf(api, 'member', created.body.member.id)).toBe('PENDING_DELETE');
     await expectStatuses({ lb: 'PENDING_UPDATE', listener: 'PENDING_UPDATE', pool: 'PENDING_UPDATE' });
@@ -165,7 +149,7 @@ describe('state machine', () => {
 
   it('member batch update: matched members go PENDING_UPDATE even when unchanged; an empty request on an empty pool is a no-op', async () => {
     const t = await tree();
-    let h = hold();
+    let h = holdSubmissions(api);
     expect((await c.put(`${BASE}/pools/${t.pool.id}/members`, { members: [{ address: '192.0.2.10', protocol_port: 80 }] })).status).toBe(202);
     expect(await statusOf(api, 'member', t.member.id)).toBe('PENDING_UPDATE');
     expect(await statusOf(api, 'pool', t.pool.id)).toBe('PENDING_UPDATE');
@@ -174,7 +158,7 @@ describe('state machine', () => {
     expect(await statusOf(api, 'member', t.member.id)).toBe('ACTIVE');
     const empty = await c.post(`${BASE}/pools`, { pool: { loadbalancer_id: t.lb.id, protocol: 'HTTP', lb_algorithm: 'ROUND_ROBIN' } });
     await api.settle();
-    h = hold();
+    h = holdSubmissions(api);
     expect((await c.put(`${BASE}/pools/${empty.body.pool.id}/members`, { members: [] })).status).toBe(202);
     expect(await statusOf(api, 'pool', empty.body.pool.id)).toBe('ACTIVE');
     expect(await statusOf(api, 'load_balancer', t.lb.id)).toBe('ACTIVE');
@@ -272,7 +256,7 @@ describe('state machine', () => {
     expectFault(await c.put(`${LBS}/${t.lb.id}`, { loadbalancer: { name: 'x' } }), 409, `Invalid state ERROR of loadbalancer resource ${t.lb.id}`);
     expectFault(await c.put(`${BASE}/listeners/${t.listener.id}`, { listener: { name: 'x' } }), 409, `Load Balancer ${t.lb.id} is immutable and cannot be updated.`);
     expectFault(await c.delete(`${BASE}/pools/${t.pool.id}/members/${t.member.id}`), 409, `Load Balancer ${t.lb.id} is immutable and cannot be updated.`);
-    const h = hold();
+    const h = holdSubmissions(api);
     expect((await admin.put(`${LBS}/${t.lb.id}/failover`)).status).toBe(202);
     expect(await statusOf(api, 'load_balancer', t.lb.id)).toBe('PENDING_UPDATE');
     await h.release();
@@ -286,7 +270,7 @@ describe('state machine', () => {
   it('cascade delete removes every child and keeps the load balancer row as DELETED, hidden from the API', async () => {
     const t = await tree();
     const { db } = api.service.services;
-    const h = hold();
+    const h = holdSubmissions(api);
     expect((await c.delete(`${LBS}/${t.lb.id}?cascade=true`)).status).toBe(204);
     expect(await statusOf(api, 'load_balancer', t.lb.id)).toBe('PENDING_DELETE');
     expect((await c.get(`${LBS}/${t.lb.id}`)).body.loadbalancer.provisioning_status).toBe('PENDING_DELETE');
@@ -316,7 +300,7 @@ describe('state machine', () => {
 
   it('deleting a listener removes its L7 policies and rules but keeps its default pool', async () => {
     const t = await tree();
-    const h = hold();
+    const h = holdSubmissions(api);
     expect((await c.delete(`${BASE}/listeners/${t.listener.id}`)).status).toBe(204);
     expect(await statusOf(api, 'listener', t.listener.id)).toBe('PENDING_DELETE');
     expect(await statusOf(api, 'load_balancer', t.lb.id)).toBe('PENDING_UPDATE');

@@ -15,14 +15,16 @@ async function httpPool(names: string[], poolExtra: Partial<PoolInput>) {
 
 describe('session persistence', () => {
   it('SOURCE_IP sticks a client address to its member until the entry expires', async () => {
-    const { port } = await httpPool(['a', 'b'], { sessionPersistence: { type: 'SOURCE_IP', timeout: 600 } });
+    // Timings wide apart (uses every 500 ms against a 2 s timeout, then 2.6 s idle), so that a loaded
+    // machine's late timers neither expire the entry between uses nor hide its expiry.
+    const { port } = await httpPool(['a', 'b'], { sessionPersistence: { type: 'SOURCE_IP', timeout: 2000 } });
     const first = (await request(port, { localAddress: '127.0.0.20' })).body;
-    // Uses within the timeout keep the entry alive, even past the timeout in total.
-    for (let i = 0; i < 4; i++) {
-      await sleep(250);
+    // Uses within the timeout keep the entry alive, even past the timeout in total (2.5 s).
+    for (let i = 0; i < 5; i++) {
+      await sleep(500);
       expect((await request(port, { localAddress: '127.0.0.20' })).body).toBe(first);
     }
-    await sleep(900);
+    await sleep(2600);
     // Expired: round robin decides again, and its next pick after `first` is the other member.
     const again = (await request(port, { localAddress: '127.0.0.20' })).body;
     expect(again).not.toBe(first);

@@ -24,20 +24,24 @@ beforeAll(async () => {
 afterEach(() => r.cleanup());
 afterAll(() => shared.cleanup());
 
-const monitor = (extra: Partial<HealthMonitorInput>): HealthMonitorInput => ({ id: uid(99), type: 'HTTPS', delay: 100, timeout: 100, maxRetries: 1, maxRetriesDown: 1, ...extra });
+// A healthy member is asserted UP at single instants: it takes a check slower than 250 ms (a stalled
+// event loop) to fail and three failures in a row to go DOWN. The failures these tests cause
+// (refused, not TLS, a 503) are immediate: DOWN within about three delays.
+const monitor = (extra: Partial<HealthMonitorInput>): HealthMonitorInput => ({ id: uid(99), type: 'HTTPS', delay: 250, timeout: 250, maxRetries: 1, maxRetriesDown: 3, ...extra });
 const tcpListener = (port: number) => ({ id: uid(1), protocol: 'TCP' as const, ports: [port], defaultPoolId: uid(2) });
 const statusOf = async (dp: LocalDataPlane, member: number) => (await dp.snapshot()).pools[uid(2)].members[uid(member)].status;
 
 /** A TLS server on `port` that completes handshakes; close() frees the port. */
-async function tlsServer(port: number, options: tls.TlsOptions = {}): Promise<{ handshakes: number; close(): Promise<void> }> {
+async function tlsServer(port: number, options: tls.TlsOptions = {}): Promise<{ handshakes: number; connections: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
-  const state = { handshakes: 0, close: async () => {} };
+  const state = { handshakes: 0, connections: 0, close: async () => {} };
   const server = tls.createServer({ cert: memberCert.cert, key: memberCert.key, ...options }, (s) => {
     state.handshakes++;
     s.on('error', () => {});
     s.end();
   });
   server.on('connection', (s) => {
+    state.connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -90,7 +94,7 @@ describe('TLS health monitors', () => {
 
     // A TLS server refusing the hello with an alert still speaks TLS: up, as HAProxy's ssl-hello-chk.
     await server.close();
-    await tlsServer(memberPort, { minVersion: 'TLSv1.3', ciphers: 'TLS_CHACHA20_POLY1305_SHA256' });
+    const alerting = await tlsServer(memberPort, { minVersion: 'TLSv1.3', ciphers: 'TLS_CHACHA20_POLY1305_SHA256' });
     version++;
     await dp.apply(
       config(
@@ -99,7 +103,10 @@ describe('TLS health monitors', () => {
         version,
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Two checks of the new monitor (the pool's TLS changed: a new checker, which starts UP), and one
+    // more: a check of the old one may still have been on its way.
+    const checked = alerting.connections;
+    await eventually(() => alerting.connections >= checked + 3, 5_000);
     expect(await statusOf(dp, 10)).toBe('UP');
   });
 

@@ -265,7 +265,8 @@ describe('HTTPS listener (TLS pass-through)', () => {
         [
           pool(9, 'HTTPS', [{ id: 20, port: ports[0] }, { id: 21, port: ports[1] }], {
             sessionPersistence: { type: 'SOURCE_IP' },
-            healthMonitor: { id: uid(22), type: 'TLS-HELLO', delay: 100, timeout: 100, maxRetries: 1, maxRetriesDown: 1 },
+            // member-a must stay UP throughout: one slow check (a stalled event loop) does not take it down.
+            healthMonitor: { id: uid(22), type: 'TLS-HELLO', delay: 250, timeout: 250, maxRetries: 1, maxRetriesDown: 3 },
           }),
         ],
         version,

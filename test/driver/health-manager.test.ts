@@ -12,6 +12,7 @@ import { HealthManager, type HealthManagerOptions } from '../../driver/health/he
 import { providerOf } from '../../api/mutations.ts';
 import { startApi, type Client, type TestApi } from '../helpers/api.ts';
 import { BASE, fixtures, type Fixtures, type Obj } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const TIMEOUT = 60_000;
 let api: TestApi;
@@ -434,7 +435,10 @@ describe('stale amphorae', () => {
     hm.start();
     await new Promise((r) => setTimeout(r, 600));
     expect(calls).toEqual([]);
-    await new Promise((r) => setTimeout(r, 900));
+    // After the 1 s wait, the first check fails the stale amphora over (a loaded machine may take longer).
+    await waitFor('the stale amphora failed over', async () => (calls.length > 0 ? true : undefined), 5_000, 20);
+    // Ten more intervals: the checks go on, and the amphora, busy now, is not failed over again.
+    await new Promise((r) => setTimeout(r, 200));
     await hm.stop();
     expect(calls).toEqual([t.amphoraId]);
     expect(hm.counters.checkErrors).toBe(0);

@@ -1,9 +1,9 @@
 // The election in network namespaces (root): two amphora namespaces running bin/argonaut-vrrp.ts
 // and a TCP service on the VIP, a client namespace probing the VIP in a bounded loop while faults are
 // injected into the MASTER. Asserts that the VIP moved, that the BACKUP serves, that the two never
-// hold the VIP at once after an own-health FAULT and for less than one advert interval after a process
-// death or stop (the old MASTER keeps it for the resignation grace; sampled every few milliseconds
-// through the failover), that exactly one holds it afterwards and that ARP requests from the client
+// hold the VIP at once after an own-health FAULT and for about the resignation grace after a process
+// death or stop (the old MASTER keeps it for the grace; from `ip -ts monitor` in both namespaces),
+// that exactly one holds it afterwards and that ARP requests from the client
 // are answered by one MAC only. The gaps are printed; the bound asserted is generous (figures belong
 // in bench/failover).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -94,15 +94,21 @@ describe.skipIf(!IS_ROOT)('vrrp failover in network namespaces (root)', () => {
     await prober.servedBy('b', 10_000);
     await sleep(200);
     const probe = await prober.finish();
+    // Until a has removed the VIP (at most 2 s), so that an overlap longer than the bound below is
+    // seen whole instead of cut short here. A cut link leaves the VIP on a.
+    if (fault !== 'link-cut') for (let i = 0; i < 100 && !monitor.events.some((e) => e.node === 'a' && !e.added); i++) await sleep(20);
     await monitor.stop();
     const gap = serviceGap(probe, faultAt);
     const overlap = monitor.longestOverlapMs(['a']);
     console.log(`vrrp ${fault} at ${INTERVAL} ms: service gap ${gap?.gapMs} ms, both held the VIP for ${overlap ?? 'no'} ms`);
     // A healthy MASTER that resigns (its election died, hung or stopped) keeps the VIP for the grace
-    // (half an interval) after its resignation: both hold it, for less than one interval.
+    // (half an interval, 100 ms) after its resignation: both hold it, for about the grace. On top of
+    // the grace comes a's fork and exec of `ip addr del` (less b's own reaction), which a loaded
+    // machine stretches: the bound allows one interval beyond the grace. The grace's own bounds (more
+    // than 0, less than one interval) are pinned by election.test.ts and guardian.test.ts.
     if (fault === 'kill-election' || fault === 'hang' || fault === 'stop') {
       expect(overlap).not.toBeNull();
-      expect(overlap!).toBeLessThan(INTERVAL);
+      expect(overlap!).toBeLessThan(1.5 * INTERVAL);
     }
     // An unhealthy one removes it before resigning: never both. (A cut link isolates a MASTER that
     // cannot know: it keeps the VIP where nobody reaches it, checked by ARP below.)

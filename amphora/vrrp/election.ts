@@ -91,8 +91,9 @@ export function skewMs(priority: number, intervalMs: number): number {
  * How long a MASTER that resigns because it stops or its process died (not because it is unhealthy)
  * keeps the VIPs after sending the resignation: half an advert interval, at most 100 ms. Its data plane
  * still serves, so the clients keep getting answers while the peer takes the VIPs and announces them
- * (a few milliseconds unloaded, tens loaded); the two hold them at the same time for this long at
- * most, well under the one interval the split-brain rule allows. The cap: a takeover after a
+ * (a few milliseconds unloaded, tens loaded); the two hold them at the same time for about this
+ * long (plus the time `ip addr del` takes to run, which grows under load), well under the one
+ * interval the split-brain rule allows. The cap: a takeover after a
  * resignation takes far less than 100 ms even on a loaded machine, and a longer overlap at 1 s
  * intervals would buy nothing.
  */

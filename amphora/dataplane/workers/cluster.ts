@@ -25,6 +25,8 @@ export interface ClusterOptions {
 
 /** How long restarts of a worker that keeps dying wait, at most (the delay doubles from RESTART_DELAY_MS). */
 const MAX_RESTART_DELAY_MS = 10_000;
+/** A worker that served this long before it died starts the restart delay over. */
+const STABLE_MS = 30_000;
 
 /**
  * The data plane on every core: one worker process per core sharing the listening sockets (the kernel
@@ -68,7 +70,7 @@ export class ClusterDataPlane implements DataPlane {
     for (let i = 0; i < this.options.workers; i++) slots.push(this.spawn(i));
     const started = await Promise.all(slots.map((slot) => slot.ready));
     if (started.includes(false)) throw new Error('a data plane worker exited while starting');
-    for (const slot of slots) slot.serving = !slot.dead;
+    for (const slot of slots) slot.markServing();
   }
 
   private spawn(index: number): WorkerSlot {
@@ -94,15 +96,11 @@ export class ClusterDataPlane implements DataPlane {
     for (const wake of waiters) wake();
   }
 
-  private onExit(slot: WorkerSlot, how: { code: number | null; signal: string | null; wasServing: boolean }): void {
+  private onExit(slot: WorkerSlot, how: { code: number | null; signal: string | null; wasServing: boolean; servedMs: number }): void {
     if (this.stopping || this.slots[slot.index] !== slot) return;
-    const index = slot.index;
-    const deaths = (this.deaths[index] = (this.deaths[index] ?? 0) + 1);
-    const delayMs = Math.min(RESTART_DELAY_MS * 2 ** (deaths - 1), MAX_RESTART_DELAY_MS);
-    this.options.log.error({ worker: index, code: how.code, signal: how.signal, restartInMs: delayMs }, 'worker died; restarting it');
-    setTimeout(() => {
-      if (!this.stopping) this.respawn(index).catch((err: Error) => this.options.log.error({ worker: index, err: err.message }, 'restart failed'));
-    }, delayMs);
+    if (how.servedMs >= STABLE_MS) this.deaths[slot.index] = 0;
+    const delayMs = this.scheduleRestart(slot);
+    this.options.log.error({ worker: slot.index, code: how.code, signal: how.signal, restartInMs: delayMs }, 'worker died; restarting it');
     if (how.wasServing && this.running !== null && !this.slots.some((s) => s.serving)) {
       for (const listener of this.stoppedServingListeners) {
         try {
@@ -114,8 +112,28 @@ export class ClusterDataPlane implements DataPlane {
     }
   }
 
+  /** Restarts the dead worker of `dead`'s slot after a delay that doubles with each death in a row; returns the delay. */
+  private scheduleRestart(dead: WorkerSlot): number {
+    const index = dead.index;
+    const deaths = (this.deaths[index] = (this.deaths[index] ?? 0) + 1);
+    const delayMs = Math.min(RESTART_DELAY_MS * 2 ** (deaths - 1), MAX_RESTART_DELAY_MS);
+    setTimeout(() => {
+      if (this.stopping || this.slots[index] !== dead) return;
+      this.respawn(index).catch((err: Error) => this.options.log.error({ worker: index, err: err.message }, 'restart failed'));
+    }, delayMs);
+    return delayMs;
+  }
+
   private async respawn(index: number): Promise<void> {
-    const slot = this.spawn(index);
+    let slot: WorkerSlot;
+    try {
+      slot = this.spawn(index);
+    } catch (err) {
+      // fork() itself failed (e.g. ENOMEM): try again later.
+      const delayMs = this.scheduleRestart(this.slots[index]!);
+      this.options.log.error({ worker: index, err: (err as Error).message, restartInMs: delayMs }, 'cannot start a data plane worker');
+      return;
+    }
     // One that dies while booting is restarted by its exit.
     if (!(await slot.ready)) return;
     // In turn with applies: the running configuration is the one the last apply committed.
@@ -142,9 +160,7 @@ export class ClusterDataPlane implements DataPlane {
       }
       throw err;
     }
-    if (slot.dead) return;
-    slot.serving = true;
-    this.deaths[slot.index] = 0;
+    slot.markServing();
   }
 
   /**
@@ -252,7 +268,7 @@ export class ClusterDataPlane implements DataPlane {
     for (const [i, c] of commits.entries()) {
       const slot = slots[i]!;
       if (c.status === 'fulfilled') {
-        if (!slot.dead) slot.serving = true;
+        slot.markServing();
       } else {
         this.options.log.error({ worker: slot.index, err: (c.reason as Error).message }, 'a worker did not confirm the commit');
       }
@@ -274,8 +290,12 @@ export class ClusterDataPlane implements DataPlane {
     const seq = ++this.seq;
     // The ready workers' (a dead one's counters died with it): a heartbeat must not wait for a restart.
     const ready = this.slots.filter((slot) => slot.isReady);
-    const replies = await Promise.all(ready.map((slot) => slot.request({ type: 'snapshot', seq }, 'snapshot', REPLY_TIMEOUT_MS)));
-    return this.directRouting.addTo(mergeSnapshots(replies.flatMap((r) => (r.type === 'snapshot' ? [r.snapshot] : []))));
+    const replies = await Promise.allSettled(ready.map((slot) => slot.request({ type: 'snapshot', seq }, 'snapshot', REPLY_TIMEOUT_MS)));
+    // A worker that died meanwhile is left out, as a dead one is.
+    const snapshots = replies.flatMap((r) => (r.status === 'fulfilled' && r.value.type === 'snapshot' ? [r.value.snapshot] : []));
+    const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (snapshots.length === 0 && failed) throw failed.reason;
+    return this.directRouting.addTo(mergeSnapshots(snapshots));
   }
 
   onPersistenceLearned(listener: StickListener): void {

@@ -5,8 +5,8 @@ import type { FromWorker, ToWorker } from './messages.ts';
 export interface SlotEvents {
   /** A message that is not a reply to a request (persistence entries, metrics requests). */
   message(slot: WorkerSlot, message: FromWorker): void;
-  /** The worker exited; `wasServing`: it ran the configuration until then. */
-  exit(slot: WorkerSlot, how: { code: number | null; signal: string | null; wasServing: boolean }): void;
+  /** The worker exited (or could not be started); `wasServing`: it ran the configuration until then, for `servedMs`. */
+  exit(slot: WorkerSlot, how: { code: number | null; signal: string | null; wasServing: boolean; servedMs: number }): void;
 }
 
 type Reply = Exclude<FromWorker, { type: 'ready' } | { type: 'stick' } | { type: 'metrics' }>;
@@ -24,6 +24,7 @@ export class WorkerSlot {
   dead = false;
   /** Runs the primary's current configuration (false from its death on). */
   serving = false;
+  private servingSince: number | null = null;
   private readonly pending = new Map<string, { resolve: (reply: Reply) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
 
   constructor(
@@ -35,6 +36,8 @@ export class WorkerSlot {
     let settleReady: (ok: boolean) => void = () => {};
     this.ready = new Promise<boolean>((resolve) => (settleReady = resolve));
     worker.on('message', (message: FromWorker) => {
+      // IPC messages may still be delivered after 'exit'.
+      if (this.dead) return;
       if (message.type === 'ready') {
         this.isReady = true;
         settleReady(true);
@@ -44,10 +47,10 @@ export class WorkerSlot {
         this.settle(message);
       }
     });
-    // E.g. EPIPE: a message written while the worker was dying. Its exit follows and is handled there.
-    worker.on('error', (err) => this.log.warn({ worker: index, err: err.message }, 'channel to a data plane worker failed'));
-    worker.on('exit', (code, signal) => {
+    const exited = (code: number | null, signal: string | null) => {
+      if (this.dead) return;
       const wasServing = this.serving;
+      const servedMs = this.servingSince === null ? 0 : Date.now() - this.servingSince;
       this.dead = true;
       this.isReady = false;
       this.serving = false;
@@ -57,8 +60,26 @@ export class WorkerSlot {
         waiter.reject(new Error(`worker ${index} died`));
         this.pending.delete(key);
       }
-      events.exit(this, { code, signal, wasServing });
+      events.exit(this, { code, signal, wasServing, servedMs });
+    };
+    worker.on('exit', exited);
+    worker.on('error', (err) => {
+      // A process that could not be started (no pid) never exits: it is dead now.
+      if (worker.process.pid === undefined) {
+        this.log.error({ worker: index, err: err.message }, 'a data plane worker could not be started');
+        exited(null, null);
+        return;
+      }
+      // E.g. EPIPE: a message written while the worker was dying. Its exit follows and is handled there.
+      this.log.warn({ worker: index, err: err.message }, 'channel to a data plane worker failed');
     });
+  }
+
+  /** It runs the primary's current configuration now. */
+  markServing(): void {
+    if (this.dead) return;
+    this.serving = true;
+    this.servingSince ??= Date.now();
   }
 
   /** Sends when the worker can take it (ready and alive); otherwise the message is dropped. */

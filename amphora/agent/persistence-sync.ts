@@ -15,7 +15,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../../common/logging.ts';
-import type { PersistenceEntry } from './persistence-journal.ts';
+import type { PersistenceEntry } from '../dataplane/balancer/persistence-journal.ts';
 
 export const SYNC_PROTOCOL = 'argonaut-persistence-sync/1';
 /** Longest line accepted (a full journal of a few pools fits; larger dumps are split by the sender). */

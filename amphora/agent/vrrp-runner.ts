@@ -9,9 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AmphoraConfig, Vrrp } from '../../common/amphora-config/index.ts';
 import type { Logger } from '../../common/logging.ts';
 import type { VrrpReport } from '../../common/messages.ts';
-import { APP_COOKIE_TTL_MS } from '../dataplane/balancer/persistence.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
-import { PersistenceJournal } from './persistence-journal.ts';
+import { PersistenceJournal, persistenceTtl } from '../dataplane/balancer/persistence-journal.ts';
 import { SyncReceiver, SyncSender } from './persistence-sync.ts';
 
 /** What the election is started with (amphora/vrrp's VrrpConfigInput; the advert port keeps its default). */
@@ -284,19 +283,4 @@ function sameSettings(a: ElectionSettings | null, b: ElectionSettings): boolean 
 function describe(s: ElectionSettings): Record<string, unknown> {
   const { authKey: _secret, ...rest } = s;
   return rest;
-}
-
-/** How long a pool's shared entries live (its stick table's expiry); null: nothing of it to share. */
-function persistenceTtl(config: AmphoraConfig | null, poolId: string): number | null {
-  const sp = config?.pools.find((p) => p.id === poolId)?.sessionPersistence;
-  switch (sp?.type) {
-    case 'SOURCE_IP':
-      return sp.timeout;
-    case 'APP_COOKIE':
-      return APP_COOKIE_TTL_MS;
-    case 'LAST_SUCCESSFUL':
-      return Number.POSITIVE_INFINITY;
-    default:
-      return null;
-  }
 }

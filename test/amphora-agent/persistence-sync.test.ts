@@ -6,7 +6,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseAmphoraConfig, type AmphoraConfigInput } from '../../common/amphora-config/index.ts';
 import { createLogger } from '../../common/logging.ts';
-import { PersistenceJournal, type PersistenceEntry } from '../../amphora/agent/persistence-journal.ts';
+import { PersistenceJournal, type PersistenceEntry } from '../../amphora/dataplane/balancer/persistence-journal.ts';
 import { batchMac, SyncReceiver, SyncSender, SYNC_PROTOCOL } from '../../amphora/agent/persistence-sync.ts';
 import { VrrpRunner, type ElectionHandle, type ElectionSettings } from '../../amphora/agent/vrrp-runner.ts';
 import { config, freePort, httpListener, pool, request, Resources, startDataPlane, startHttpMember } from '../dataplane/helpers.ts';

@@ -108,6 +108,31 @@ describe('argonaut-dataplane CLI', () => {
     }
   });
 
+  it('a restarted worker gets the persistence table: clients keep their member when a worker is killed', async () => {
+    const pinned = new Map<string, string>();
+    for (let ip = 80; ip < 90; ip++) {
+      const address = `127.0.0.${ip}`;
+      await request(port, { localAddress: address });
+      await settlesOnOneMember(address);
+      pinned.set(address, (await request(port, { localAddress: address })).body);
+    }
+    const children = spawnSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,args='], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const workers = children.filter((line) => line.includes('worker-main.ts')).map((line) => Number(line.trim().split(/\s+/)[0]));
+    expect(workers).toHaveLength(2);
+    const upToDate = () => logs.filter((l) => l.msg === 'restarted worker brought up to date');
+    const before = upToDate().length;
+    process.kill(workers[0]!, 'SIGKILL');
+    await eventually(() => upToDate().length > before, 20_000);
+    expect(upToDate().at(-1)!.persistenceEntries).toBeGreaterThanOrEqual(pinned.size);
+    for (const [address, member] of pinned) {
+      // Concurrent rounds reach both workers, the restarted one included.
+      for (let i = 0; i < 3; i++) {
+        const seen = new Set(await Promise.all(Array.from({ length: 8 }, async () => (await request(port, { localAddress: address })).body)));
+        expect([...seen], address).toEqual([member]);
+      }
+    }
+  });
+
   it('aggregates the workers in its Prometheus listener', async () => {
     const before = await request(metricsPort, { path: '/metrics' });
     const total = (text: string) => Number(new RegExp(`octavia_listener_sessions_total\\{listener="${uid(1)}"\\} (\\d+)`).exec(text)?.[1] ?? -1);

@@ -10,6 +10,7 @@ import { renderPrometheus } from '../stats/prometheus.ts';
 import { mergeSnapshots, type DataPlaneSnapshot } from '../stats/snapshot.ts';
 import { TICKET_SECRET_ENV, ticketSecret } from '../tls/ticket-keys.ts';
 import type { StickListener } from '../balancer/backend.ts';
+import { PersistenceJournal, persistenceTtl } from '../balancer/persistence-journal.ts';
 import type { FromWorker, ToWorker } from './messages.ts';
 import { WorkerSlot } from './worker-slot.ts';
 
@@ -49,6 +50,8 @@ export class ClusterDataPlane implements DataPlane {
   private spawnWaiters: (() => void)[] = [];
   /** Deaths of each slot's workers since one last took the configuration: the restart delay grows with them. */
   private readonly deaths: number[] = [];
+  /** Every persistence entry the workers share, for a restarted worker (which starts with empty tables). */
+  private readonly journal = new PersistenceJournal((poolId) => persistenceTtl(this.running, poolId));
 
   constructor(private readonly options: ClusterOptions) {
     this.directRouting = new DirectRouting({ log: options.log });
@@ -152,6 +155,11 @@ export class ClusterDataPlane implements DataPlane {
         if (prepared.type === 'prepared' && prepared.error !== null) throw new Error(prepared.error);
         await slot.request({ type: 'commit', seq }, 'committed', REPLY_TIMEOUT_MS);
         slot.send({ type: 'health', reports: this.health.reports() });
+        // Oldest first, so that the newest entry of a key wins; else its first client would pick a
+        // new member there and relay that choice to every worker, moving the client everywhere.
+        const entries = this.journal.entries();
+        for (const [poolId, key, serverId] of entries) slot.send({ type: 'stick', poolId, key, serverId });
+        this.options.log.info({ worker: slot.index, configVersion: this.running.configVersion, persistenceEntries: entries.length }, 'restarted worker brought up to date');
       }
     } catch (err) {
       if (!slot.dead) {
@@ -221,6 +229,7 @@ export class ClusterDataPlane implements DataPlane {
         // order and agree on the last; relayed to the others only, each kept the other's and they
         // swapped for good.
         for (const each of this.slots) each.send(message);
+        this.journal.record(message.poolId, message.key, message.serverId);
         for (const listener of this.learnListeners) listener(message.poolId, message.key, message.serverId);
         return;
       case 'metrics':
@@ -303,6 +312,7 @@ export class ClusterDataPlane implements DataPlane {
   }
 
   importPersistence(poolId: string, key: string, serverId: string): void {
+    this.journal.record(poolId, key, serverId);
     this.broadcast({ type: 'stick', poolId, key, serverId });
   }
 

@@ -1,13 +1,16 @@
-// What an amphora of an ACTIVE_STANDBY pair knows of its data plane's persistence: every entry it
-// learned or received from its peer, newest last, so that a MASTER can give a BACKUP that (re)connects
-// the whole table at once. Entries are (pool id, key, member id): a SOURCE_IP or APP_COOKIE key, or
-// `current` for the LAST_SUCCESSFUL member ('' once it failed).
+// What is known of a data plane's persistence: every entry learned (or received from the peer amphora),
+// newest last, so that the whole table can be given at once to whoever lacks it: the BACKUP of an
+// ACTIVE_STANDBY pair that (re)connects, a data plane worker that was restarted. Entries are (pool id,
+// key, member id): a SOURCE_IP or APP_COOKIE key, or `current` for the LAST_SUCCESSFUL member ('' once
+// it failed).
 //
 // An entry expires `ttlMs(poolId)` after it was last learned or received: the data plane refreshes an
 // entry on each use without telling anybody, so a client that keeps its member longer than that
 // without being re-learned is not re-sent (documented in amphora/README.md).
 
-import { STICK_TABLE_CAPACITY } from '../dataplane/balancer/stick-table.ts';
+import type { AmphoraConfig } from '../../../common/amphora-config/index.ts';
+import { APP_COOKIE_TTL_MS } from './persistence.ts';
+import { STICK_TABLE_CAPACITY } from './stick-table.ts';
 
 export type PersistenceEntry = [poolId: string, key: string, serverId: string];
 
@@ -47,5 +50,20 @@ export class PersistenceJournal {
       }
     }
     return out;
+  }
+}
+
+/** How long a pool's entries live (its stick table's expiry) in `config`; null: nothing of it to keep. */
+export function persistenceTtl(config: AmphoraConfig | null, poolId: string): number | null {
+  const sp = config?.pools.find((p) => p.id === poolId)?.sessionPersistence;
+  switch (sp?.type) {
+    case 'SOURCE_IP':
+      return sp.timeout;
+    case 'APP_COOKIE':
+      return APP_COOKIE_TTL_MS;
+    case 'LAST_SUCCESSFUL':
+      return Number.POSITIVE_INFINITY;
+    default:
+      return null;
   }
 }

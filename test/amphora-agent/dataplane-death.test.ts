@@ -56,6 +56,17 @@ async function startChild(): Promise<{ lines: Line[]; check: () => Promise<Line>
   return { lines, check, ask };
 }
 
+type Child = Awaited<ReturnType<typeof startChild>>;
+
+/** Both workers back and serving; the replacement, in the first slot (whose version the merged snapshot carries), runs `version`. */
+async function expectBothServing({ check, ask }: Pick<Child, 'check' | 'ask'>, version: number): Promise<void> {
+  await waitFor('both workers serving', async () => {
+    const now = await check();
+    return now.ok === true && now.workers!.length === 2;
+  }, 15_000);
+  expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: version });
+}
+
 describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)', () => {
   it('one worker dying changes nothing; every worker dead: FAULT at once, unhealthy until one runs the configuration again', async () => {
     const { lines, check } = await startChild();
@@ -95,12 +106,7 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
     process.kill(first!, 'SIGKILL');
     const outcome = await ask('apply 2', (l) => l.event === 'applied' || l.event === 'apply-failed');
     expect(outcome).toEqual({ event: 'applied', configVersion: 2 });
-    await waitFor('both workers serving', async () => {
-      const now = await check();
-      return now.ok === true && now.workers!.length === 2;
-    }, 15_000);
-    // The replacement is the first slot, whose version the merged snapshot carries.
-    expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 2 });
+    await expectBothServing({ check, ask }, 2);
   }, 60_000);
 
   it('an apply waiting for a restart survives the replacement dying while it boots (the next one gets it)', async () => {
@@ -119,10 +125,6 @@ describe('the election and the data plane workers (ClusterDataPlane, VrrpRunner)
     const settled = (l: Line) => l.event === 'applied' || l.event === 'apply-failed';
     await waitFor('the apply settled', () => lines.slice(before).some(settled), 25_000);
     expect(lines.slice(before).find(settled)).toEqual({ event: 'applied', configVersion: 2 });
-    await waitFor('both workers serving', async () => {
-      const now = await check();
-      return now.ok === true && now.workers!.length === 2;
-    }, 15_000);
-    expect(await ask('snapshot', (l) => l.event === 'snapshot')).toEqual({ event: 'snapshot', configVersion: 2 });
+    await expectBothServing({ check, ask }, 2);
   }, 60_000);
 });

@@ -269,6 +269,33 @@ function check_settings {
     read -r PASSED FAILED < "$WORK/settings.counts"
 }
 
+# The part of argonaut.yaml every scenario's devstack_globals give alike (up to controllerWorker).
+EXPECTED_CONFIG_HEAD="# Written by Argonaut's devstack plugin (devstack/plugin.sh); every option: etc/argonaut.example.yaml
+api:
+  host: '0.0.0.0'
+  port: 9876
+  authStrategy: keystone
+  enabledProviderDrivers:
+    'amphora': 'The Octavia Amphora driver.'
+    'octavia': 'Deprecated alias of the Octavia Amphora driver.'
+    'noop': 'The no-op provider (objects go ACTIVE without any data plane).'
+  defaultProviderDriver: 'amphora'
+database:
+  url: 'mysql://root:db%40pw%3A%2F%23%25@10.0.0.6:3306/argonaut'
+  migrateOnStart: false
+keystone:
+  authUrl: 'http://10.0.0.5/identity/v3'
+  username: 'argonaut'
+  password: 'se''rvice pw'
+  projectName: 'service'
+  userDomainName: 'Default'
+  projectDomainName: 'Default'
+  region: 'RegionOne'
+policy:
+  ruleSet: 'advanced'
+  enforceNewDefaults: false
+"
+
 function scenario_full_cycle {
     local dir=$WORK/opt/stack/argonaut data=$WORK/opt/stack/data/argonaut confdir=$WORK/etc/argonaut
     # /etc/argonaut in devstack; here under the work tree (the fake sudo runs commands as is)
@@ -303,31 +330,7 @@ function scenario_full_cycle {
         call get_or_create_role load-balancer_quota_admin
         call get_or_add_user_project_role load-balancer_member demo demo
     )" "$(calls)"
-    check_file "Argonaut config" "$confdir/argonaut.yaml" "# Written by Argonaut's devstack plugin (devstack/plugin.sh); every option: etc/argonaut.example.yaml
-api:
-  host: '0.0.0.0'
-  port: 9876
-  authStrategy: keystone
-  enabledProviderDrivers:
-    'amphora': 'The Octavia Amphora driver.'
-    'octavia': 'Deprecated alias of the Octavia Amphora driver.'
-    'noop': 'The no-op provider (objects go ACTIVE without any data plane).'
-  defaultProviderDriver: 'amphora'
-database:
-  url: 'mysql://root:db%40pw%3A%2F%23%25@10.0.0.6:3306/argonaut'
-  migrateOnStart: false
-keystone:
-  authUrl: 'http://10.0.0.5/identity/v3'
-  username: 'argonaut'
-  password: 'se''rvice pw'
-  projectName: 'service'
-  userDomainName: 'Default'
-  projectDomainName: 'Default'
-  region: 'RegionOne'
-policy:
-  ruleSet: 'advanced'
-  enforceNewDefaults: false
-controllerWorker:
+    check_file "Argonaut config" "$confdir/argonaut.yaml" "${EXPECTED_CONFIG_HEAD}controllerWorker:
   loadbalancerTopology: 'SINGLE'
   computeDriver: 'noop'
   networkDriver: 'noop'
@@ -610,31 +613,7 @@ function scenario_nova {
     key=$(cat "$data/master.key" 2>/dev/null)
     check "nova: the master key is 64 hex digits" grep -qxE '[0-9a-f]{64}' <<< "$key"
     check_eq "nova: the master key is private (mode 600)" 600 "$(stat -c %a "$data/master.key")"
-    check_file "nova: Argonaut config" "$confdir/argonaut.yaml" "# Written by Argonaut's devstack plugin (devstack/plugin.sh); every option: etc/argonaut.example.yaml
-api:
-  host: '0.0.0.0'
-  port: 9876
-  authStrategy: keystone
-  enabledProviderDrivers:
-    'amphora': 'The Octavia Amphora driver.'
-    'octavia': 'Deprecated alias of the Octavia Amphora driver.'
-    'noop': 'The no-op provider (objects go ACTIVE without any data plane).'
-  defaultProviderDriver: 'amphora'
-database:
-  url: 'mysql://root:db%40pw%3A%2F%23%25@10.0.0.6:3306/argonaut'
-  migrateOnStart: false
-keystone:
-  authUrl: 'http://10.0.0.5/identity/v3'
-  username: 'argonaut'
-  password: 'se''rvice pw'
-  projectName: 'service'
-  userDomainName: 'Default'
-  projectDomainName: 'Default'
-  region: 'RegionOne'
-policy:
-  ruleSet: 'advanced'
-  enforceNewDefaults: false
-controllerWorker:
+    check_file "nova: Argonaut config" "$confdir/argonaut.yaml" "${EXPECTED_CONFIG_HEAD}controllerWorker:
   loadbalancerTopology: 'ACTIVE_STANDBY'
   computeDriver: 'nova'
   networkDriver: 'neutron'

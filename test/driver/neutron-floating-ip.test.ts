@@ -24,7 +24,7 @@ import { neutronApi } from '../../driver/network/neutron-api.ts';
 import { NeutronNetworkDriver, vipPortName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { ServiceClient } from '../../driver/openstack/client.ts';
 import { peerServiceOptions } from '../helpers/keystone.ts';
-import { neutronUnavailable } from '../helpers/neutron.ts';
+import { arrangeActiveStandby, neutronUnavailable } from '../helpers/neutron.ts';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const AUTH_URL = env('ARGONAUT_KEYSTONE_URL', 'http://127.0.0.1:5000/v3');
@@ -121,16 +121,7 @@ describe.skipIf(skipReason !== null)(`a floating IP on an ACTIVE_STANDBY VIP, ag
     // What the controller does for an ACTIVE_STANDBY load balancer of the demo project.
     const vip = await driver.allocateVip({ loadBalancerId: lbId, projectId: demoProject, subnetId: made.subnet, networkId: made.network, address: null });
     expect(vip.address.startsWith('192.0.2.')).toBe(true);
-    const sgId = await driver.updateVipSecurityGroup({
-      loadBalancerId: lbId,
-      vipAddresses: [vip.address],
-      listeners: [{ protocol: 'HTTP', protocolPort: 80, allowedCidrs: [] }],
-      activeStandby: true,
-      electionPorts: { advertUdp: 5112, syncTcp: 1114 },
-      vipPortId: vip.portId,
-    });
-    const plugged = [];
-    for (const amphoraId of amphorae) plugged.push(await driver.plugAmphoraVip({ amphoraId, subnetId: made.subnet, vipAddresses: [vip.address], securityGroupIds: [sgId] }));
+    const { sgId, plugged } = await arrangeActiveStandby(driver, { loadBalancerId: lbId, subnetId: made.subnet, vip, amphorae });
 
     const vipPort = await neutron.findPort(vip.portId);
     expect(vipPort).toMatchObject({ name: vipPortName(lbId), device_owner: 'Octavia', project_id: demoProject, network_id: made.network });

@@ -15,7 +15,7 @@ import { neutronApi, type NeutronPort } from '../../driver/network/neutron-api.t
 import { NeutronNetworkDriver, VipAllocationError, securityGroupName, vipPortName, vrrpPortName } from '../../driver/network/neutron.ts';
 import { ServiceClient } from '../../driver/openstack/client.ts';
 import { peerServiceOptions } from '../helpers/keystone.ts';
-import { neutronUnavailable } from '../helpers/neutron.ts';
+import { arrangeActiveStandby, neutronUnavailable } from '../helpers/neutron.ts';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const AUTH_URL = env('ARGONAUT_KEYSTONE_URL', 'http://127.0.0.1:5000/v3');
@@ -282,16 +282,7 @@ describe.skipIf(skipReason !== null)(`neutron network driver against the peers' 
     const lbId = newLb();
     const amphorae = [randomUUID(), randomUUID()];
     const vip = await driver.allocateVip({ loadBalancerId: lbId, subnetId: subnetA, networkId, address: null });
-    const sgId = await driver.updateVipSecurityGroup({
-      loadBalancerId: lbId,
-      vipAddresses: [vip.address],
-      listeners: [{ protocol: 'HTTP', protocolPort: 80, allowedCidrs: [] }],
-      activeStandby: true,
-      electionPorts: { advertUdp: 5112, syncTcp: 1114 },
-      vipPortId: vip.portId,
-    });
-    const ports = [];
-    for (const amphoraId of amphorae) ports.push(await driver.plugAmphoraVip({ amphoraId, subnetId: subnetA, vipAddresses: [vip.address], securityGroupIds: [sgId] }));
+    const { sgId, plugged: ports } = await arrangeActiveStandby(driver, { loadBalancerId: lbId, subnetId: subnetA, vip, amphorae });
 
     await driver.deallocateVip({ loadBalancerId: lbId, portId: vip.portId, amphoraIds: amphorae });
     expect(await port(vip.portId)).toBeUndefined();

@@ -450,15 +450,21 @@ describe('the amphora provider with the nova driver and anti-affinity (fake Nova
     throw new Error('no spare amphora became READY');
   }
 
+  /** An ACTIVE_STANDBY load balancer, ACTIVE with a MASTER and a BACKUP amphora. */
+  async function createPair(provider: AmphoraProvider): Promise<{ lbId: string; amphorae: Row[] }> {
+    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
+    expect(await lbStatus(lbId)).toBe('ACTIVE');
+    const amphorae = await amphoraeOf(lbId);
+    expect(amphorae.map((a) => a.role).sort()).toEqual(['BACKUP', 'MASTER']);
+    return { lbId, amphorae };
+  }
+
   it('boots MASTER and BACKUP in the group rather than claiming a spare; a STANDALONE amphora still claims one', async () => {
     const { driver } = driverWith({ serverGroupPolicy: 'anti-affinity' });
     const provider = providerWith(driver, 1);
     const spare = await untilSpareReady();
 
-    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
-    expect(await lbStatus(lbId)).toBe('ACTIVE');
-    const amphorae = await amphoraeOf(lbId);
-    expect(amphorae.map((a) => a.role).sort()).toEqual(['BACKUP', 'MASTER']);
+    const { lbId, amphorae } = await createPair(provider);
     expect(amphorae.map((a) => a.id)).not.toContain(spare.id);
     const [group] = [...nova.groups.values()];
     expect(group!.name).toBe(`octavia-lb-${lbId}`);
@@ -475,10 +481,7 @@ describe('the amphora provider with the nova driver and anti-affinity (fake Nova
     const { driver } = driverWith({ serverGroupPolicy: null });
     const provider = providerWith(driver, 1);
     const spare = await untilSpareReady();
-    const lbId = await createLb(provider, 'ACTIVE_STANDBY');
-    expect(await lbStatus(lbId)).toBe('ACTIVE');
-    const amphorae = await amphoraeOf(lbId);
-    expect(amphorae.map((a) => a.role).sort()).toEqual(['BACKUP', 'MASTER']);
+    const { amphorae } = await createPair(provider);
     expect(amphorae.map((a) => a.id)).toContain(spare.id);
     expect(nova.groups.size).toBe(0);
   });
